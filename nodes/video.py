@@ -1,0 +1,153 @@
+"""Vid4DLoadVideo / Vid4DSaveVideo: video files in and out as ordinary ComfyUI IMAGE batches."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..py import video as vio
+from ..py.checks import check_finite_number, check_image
+from . import runtime
+from .common import category, info, output_path, preview_entry
+
+FITS = ["crop", "pad", "stretch"]
+FORMATS = ["mp4", "webm", "webp", "gif"]
+
+
+def _input_videos() -> list[str]:
+    folder = runtime.input_directory()
+    if not folder.is_dir():
+        return []
+    exts = vio.VIDEO_EXTENSIONS + vio.ANIMATED_EXTENSIONS
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)
+
+
+def _source(video: str, path: str | None) -> Path:
+    return runtime.resolve_input_file(path if path and path.strip() else video)
+
+
+class Vid4DLoadVideo:
+    DESCRIPTION = (
+        "Load a video (mp4/webm/mov/mkv/avi, gif, animated webp/png) or a folder of images as IMAGE frames. "
+        "Frames are decoded one at a time and resized on the fly, so long or large videos do not fill memory."
+    )
+    CATEGORY = category("video")
+    FUNCTION = "load"
+    RETURN_TYPES = ("IMAGE", "FLOAT", "INT")
+    RETURN_NAMES = ("frames", "fps", "frame_count")
+    OUTPUT_TOOLTIPS = ("the selected frames, [T, H, W, 3]", "frame rate of the output (source fps / stride)", "number of frames output")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "video": (_input_videos(), {"video_upload": True, "tooltip": "a video in ComfyUI's input folder (upload one with the button)"}),
+                "start_frame": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "step": 1, "tooltip": "index of the first frame taken"}),
+                "frame_stride": ("INT", {"default": 1, "min": 1, "max": 1000, "step": 1, "tooltip": "take every n-th frame"}),
+                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100_000, "step": 1, "tooltip": "cap on the number of frames (0 = all)"}),
+                "width": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 1, "tooltip": "target width (0 = from height and aspect, or the source width)"}),
+                "height": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 1, "tooltip": "target height (0 = from width and aspect, or the source height)"}),
+                "fit": (FITS, {"default": "crop", "tooltip": "crop: fill the size and cut the overflow; pad: fit inside with black bars; stretch: ignore aspect"}),
+                "multiple_of": ("INT", {"default": 8, "min": 1, "max": 256, "step": 1, "tooltip": "snap the size to a multiple (8 for VAEs, 16 for CogVideoX); crop floors, pad ceils, stretch rounds"}),
+            },
+            "optional": {
+                "path": ("STRING", {"default": "", "tooltip": "instead of the list: a file path or a folder of images (absolute, or relative to the input folder)"}),
+                "folder_fps": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 240.0, "step": 0.01, "round": 0.001, "tooltip": "frame rate for a folder of images"}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types, video, path=None):
+        # ComfyUI calls this instead of checking `video` against the list, so a typed path or a
+        # path linked from another node (its value is not known yet) is accepted.
+        if "path" in (input_types or {}):
+            return True
+        try:
+            source = _source(video, path)
+        except ValueError as exc:
+            return str(exc)
+        if not source.exists():
+            return f"video not found: {source}"
+        return True
+
+    @classmethod
+    def IS_CHANGED(cls, video, path=None, **_):
+        source = _source(video, path)
+        if not source.exists():
+            return ""
+        h = hashlib.sha256(str(source).encode())
+        for p in [source] if source.is_file() else sorted(source.iterdir()):
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_mtime_ns}:{st.st_size}".encode())
+        return h.hexdigest()
+
+    def load(self, video, start_frame, frame_stride, max_frames, width, height, fit, multiple_of, path="", folder_fps=8.0):
+        source = _source(video, path)
+        estimate = vio.probe_video(source) if source.is_file() else None
+        total = estimate["num_frames"] if estimate and estimate.get("num_frames") else 0
+        expected = max((total - start_frame + frame_stride - 1) // frame_stride, 1) if total else 1
+        if max_frames:
+            expected = min(expected, max_frames) if total else max_frames
+        progress = runtime.Progress(expected, "load video")
+        clip = vio.read_video(
+            source,
+            start=start_frame,
+            stride=frame_stride,
+            max_frames=max_frames,
+            width=width,
+            height=height,
+            fit=fit,
+            multiple_of=multiple_of,
+            folder_fps=folder_fps,
+            progress=progress.callback(),
+        )
+        t, h, w, _ = clip.frames.shape
+        text = f"{t} frames {w}x{h} @ {clip.fps:.3f} fps (source {clip.source_width}x{clip.source_height}, {clip.source_frames} frames)"
+        return {"ui": info(text), "result": (clip.frames, float(clip.fps), int(t))}
+
+
+class Vid4DSaveVideo:
+    DESCRIPTION = (
+        "Save IMAGE frames as an mp4 (H.264), webm (VP9), animated webp or gif in the output folder, with a preview "
+        "on the node and optionally a contact-sheet PNG of evenly spaced frames next to it."
+    )
+    CATEGORY = category("video")
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("full path of the saved video (feed it to Vid4DLoadVideo's path)",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "frames [T, H, W, 3]"}),
+                "filename_prefix": ("STRING", {"default": "vid4d/video", "tooltip": "file name in the output folder; '/' makes sub-folders"}),
+                "fps": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 240.0, "step": 0.01, "round": 0.001}),
+                "format": (FORMATS, {"default": "mp4", "tooltip": "mp4: H.264 (odd sizes padded by one pixel); webm: VP9; webp/gif: animated images"}),
+                "crf": ("INT", {"default": 19, "min": 0, "max": 51, "step": 1, "tooltip": "mp4/webm quality: lower is better and larger (0 = visually lossless)"}),
+                "contact_sheet": ("BOOLEAN", {"default": True, "tooltip": "also save a PNG grid of evenly spaced frames"}),
+            },
+        }
+
+    def save(self, images, filename_prefix, fps, format, crf, contact_sheet):
+        frames = check_image("images", images)
+        fps = check_finite_number("fps", fps, low=0.01, high=1000.0)
+        if format not in FORMATS:
+            raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
+        path, subfolder, _ = output_path(filename_prefix, format)
+        progress = runtime.Progress(1, "save video")
+        vio.write_video(frames, path, fps, crf=int(crf), quality=90)
+        lines = [f"saved {path.name}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]} @ {fps:g} fps"]
+        if contact_sheet:
+            sheet = path.with_name(path.stem + "_sheet.png")
+            vio.save_image(vio.contact_sheet(frames), sheet)
+            lines.append(f"contact sheet {sheet.name}")
+        progress.update()
+        ui = {"images": [preview_entry(path, subfolder)], "animated": (True,), **info(*lines)}
+        return {"ui": ui, "result": (str(path),)}
+
+
+NODE_CLASS_MAPPINGS = {"Vid4DLoadVideo": Vid4DLoadVideo, "Vid4DSaveVideo": Vid4DSaveVideo}
+NODE_DISPLAY_NAME_MAPPINGS = {"Vid4DLoadVideo": "Load Video (Vid4D)", "Vid4DSaveVideo": "Save Video (Vid4D)"}

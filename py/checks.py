@@ -1,0 +1,219 @@
+"""Validation where a bad value enters: tensor shapes, dtypes, finiteness.
+
+Every data type that travels between nodes checks its fields with :func:`check_tensor`, so a wrong
+shape is reported where it was made, naming the field, the expected shape and the shape received.
+Symbolic dimensions (``"T"``, ``"H"``...) are bound by the first field that uses them, so two fields
+that disagree on the frame count are caught too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+Dim = int | str | None  # int: exact size, str: a symbol bound across fields, None: any size
+
+_KINDS = {
+    "float": lambda t: t.is_floating_point(),
+    "complex": lambda t: t.is_complex(),
+    "bool": lambda t: t.dtype == torch.bool,
+    "int": lambda t: not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool,
+    "bool_or_float": lambda t: t.dtype == torch.bool or t.is_floating_point(),
+    "any": lambda t: True,
+}
+
+
+def format_shape(shape: Sequence[Dim]) -> str:
+    return "[" + ", ".join("*" if d is None else str(d) for d in shape) + "]"
+
+
+def check_tensor(
+    name: str,
+    value,
+    shape: Sequence[Dim] | Sequence[Sequence[Dim]],
+    *,
+    kind: str = "float",
+    finite: bool = True,
+    dims: dict[str, int] | None = None,
+) -> torch.Tensor:
+    """Check one field and return it.
+
+    Args:
+        name: what the user would call it, e.g. ``"Tracks3D.uv"``.
+        value: must already be a ``torch.Tensor``.
+        shape: the expected shape, or a sequence of alternatives (e.g. ``[("N", 3), ("T", "N", 3)]``).
+        kind: ``float``, ``complex``, ``bool``, ``int``, ``bool_or_float`` or ``any``.
+        finite: reject NaN/inf (float and complex tensors only).
+        dims: symbol bindings shared between the fields of one object; updated in place.
+
+    Raises:
+        ValueError: naming the field, the expected and the received shape/dtype.
+    """
+    if dims is None:
+        dims = {}
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if kind not in _KINDS:
+        raise ValueError(f"check_tensor: unknown kind {kind!r}")
+    if not _KINDS[kind](value):
+        raise ValueError(f"{name}: expected a {kind} tensor, got dtype {value.dtype}")
+
+    alternatives = [shape] if not shape or not isinstance(shape[0], (list, tuple)) else list(shape)
+    errors = []
+    for alt in alternatives:
+        bound = _match(value.shape, alt, dims)
+        if isinstance(bound, dict):
+            dims.update(bound)
+            break
+        errors.append(bound)
+    else:
+        expected = " or ".join(_describe(alt, dims) for alt in alternatives)
+        raise ValueError(f"{name}: expected shape {expected}, got {list(value.shape)}" + (f" ({errors[0]})" if len(alternatives) == 1 and errors[0] else ""))
+
+    if value.numel() == 0:
+        raise ValueError(f"{name}: is empty (shape {list(value.shape)})")
+    if finite and (value.is_floating_point() or value.is_complex()):
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"{name}: contains {bad} NaN/inf value(s) of {value.numel()}")
+    return value
+
+
+def _match(actual: torch.Size, expected: Sequence[Dim], dims: dict[str, int]):
+    if len(actual) != len(expected):
+        return ""
+    bound: dict[str, int] = {}
+    for size, want in zip(actual, expected):
+        if want is None:
+            continue
+        if isinstance(want, int):
+            if size != want:
+                return ""
+            continue
+        known = dims.get(want, bound.get(want))
+        if known is None:
+            bound[want] = size
+        elif known != size:
+            return f"{want}={known} from another field"
+    return bound
+
+
+def _describe(shape: Sequence[Dim], dims: dict[str, int]) -> str:
+    parts = []
+    for d in shape:
+        if isinstance(d, str) and d in dims:
+            parts.append(f"{d}={dims[d]}")
+        else:
+            parts.append("*" if d is None else str(d))
+    return "[" + ", ".join(parts) + "]"
+
+
+def check_range(name: str, value: torch.Tensor, low: float | None = None, high: float | None = None) -> torch.Tensor:
+    """Reject values outside [low, high] (inclusive)."""
+    if low is not None and value.numel() and float(value.min()) < low:
+        raise ValueError(f"{name}: values must be >= {low}, got minimum {float(value.min()):.6g}")
+    if high is not None and value.numel() and float(value.max()) > high:
+        raise ValueError(f"{name}: values must be <= {high}, got maximum {float(value.max()):.6g}")
+    return value
+
+
+def check_positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (isinstance(value, float) and value.is_integer()):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name}: expected an integer >= {minimum}{upper}, got {value}")
+    return value
+
+
+def check_finite_number(name: str, value, *, low: float | None = None, high: float | None = None) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name}: expected a value in [{low}, {high}], got {value}")
+    return value
+
+
+def check_image(name: str, image, *, max_pixels: int = 8192 * 8192, max_bytes: int = 64 << 30) -> torch.Tensor:
+    """A ComfyUI IMAGE batch: ``[B, H, W, 3]`` float in 0..1 (``[H, W, 3]`` is promoted to B=1).
+
+    A 4-channel (RGBA) batch is accepted and its alpha dropped; anything else is an error.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"{name}: expected an IMAGE tensor [B, H, W, 3], got {type(image).__name__}")
+    if image.dim() == 3 and image.shape[-1] in (3, 4):
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[-1] not in (3, 4):
+        raise ValueError(f"{name}: expected an IMAGE tensor [B, H, W, 3] (frames, height, width, RGB), got shape {list(image.shape)}")
+    if image.shape[0] == 0:
+        raise ValueError(f"{name}: the IMAGE batch has no frames")
+    if image.shape[1] < 1 or image.shape[2] < 1:
+        raise ValueError(f"{name}: the IMAGE has zero size {list(image.shape)}")
+    if image.shape[1] * image.shape[2] > max_pixels:
+        raise ValueError(f"{name}: {image.shape[2]}x{image.shape[1]} is larger than the {max_pixels} pixels per frame this node accepts")
+    if image.numel() * 4 > max_bytes:
+        raise ValueError(f"{name}: {image.shape[0]} frames of {image.shape[2]}x{image.shape[1]} need more than {max_bytes >> 30} GiB as float32; lower the frame count or the size")
+    if not image.is_floating_point():
+        raise ValueError(f"{name}: expected a float IMAGE in 0..1, got dtype {image.dtype}")
+    image = image[..., :3]
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError(f"{name}: the IMAGE contains NaN/inf values")
+    return image
+
+
+def check_mask(name: str, mask, frames: int | None = None, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    """A ComfyUI MASK, ``[B, H, W]`` or ``[H, W]``, returned as float ``[B, H, W]``.
+
+    With ``frames`` given, a single mask is repeated to that many frames and any other count is an error.
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"{name}: expected a MASK tensor [B, H, W], got {type(mask).__name__}")
+    if mask.dim() == 2:
+        mask = mask.unsqueeze(0)
+    if mask.dim() != 3:
+        raise ValueError(f"{name}: expected a MASK [B, H, W] or [H, W], got shape {list(mask.shape)}")
+    if mask.shape[0] == 0:
+        raise ValueError(f"{name}: the MASK batch is empty")
+    if (height is not None and mask.shape[1] != height) or (width is not None and mask.shape[2] != width):
+        raise ValueError(f"{name}: expected a MASK of size {width}x{height} (width x height), got {mask.shape[2]}x{mask.shape[1]}")
+    if frames is not None and mask.shape[0] != frames:
+        if mask.shape[0] != 1:
+            raise ValueError(f"{name}: expected 1 or {frames} masks (one per frame), got {mask.shape[0]}")
+        mask = mask.expand(frames, -1, -1)
+    mask = mask.float()
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError(f"{name}: the MASK contains NaN/inf values")
+    return mask
+
+
+class TensorData:
+    """Mixin for the dataclasses that travel between nodes: ``.to(device)`` moves every tensor field."""
+
+    def to(self, device=None, dtype: torch.dtype | None = None):
+        """A copy with tensor fields on ``device``; ``dtype`` converts floating fields only."""
+        import dataclasses
+
+        changes = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                floating = v.is_floating_point() and dtype is not None
+                changes[f.name] = v.to(device=device, dtype=dtype if floating else None)
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def device(self) -> torch.device:
+        import dataclasses
+
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                return v.device
+        return torch.device("cpu")
