@@ -230,9 +230,22 @@ def _widget_values(nid, ntype: str, specs: list[InputSpec], values) -> dict:
         i += 1
         if spec.has_seed_control and i < len(values) and values[i] in SEED_CONTROL_VALUES:
             i += 1
-        if spec.has_upload_button and i < len(values) and values[i] in ("image", "video", None, ""):
+        if spec.has_upload_button and i < len(values) and _is_upload_value(values[i], specs, spec):
             i += 1
     return out
+
+
+def _is_upload_value(value, specs: list[InputSpec], upload: InputSpec) -> bool:
+    """Whether the value after an upload combo is the upload button's, not the next widget's.
+
+    Frontend 1.2x puts the button after all widgets (its value, if any, is trailing and ignored);
+    older frontends put it right after the combo, saving "image" there.
+    """
+    if value is None:
+        return True
+    widgets = [s for s in specs if s.is_widget]
+    following = widgets[widgets.index(upload) + 1] if widgets.index(upload) + 1 < len(widgets) else None
+    return value in ("image", "video") and (following is None or following.type in ("INT", "FLOAT", "BOOLEAN"))
 
 
 def _check_types(types, classes: dict[str, type]) -> None:
@@ -497,8 +510,6 @@ def api_to_ui(prompt: dict, classes: dict[str, type], titles: dict[str, str] | N
                 widgets.append(spec.options.get("default", "") if _is_link(value) else value)
                 if spec.has_seed_control:
                     widgets.append("fixed")
-                if spec.has_upload_button:
-                    widgets.append("image")
             if _is_link(node["inputs"].get(spec.name)):
                 src, slot = str(node["inputs"][spec.name][0]), int(node["inputs"][spec.name][1])
                 link_id = len(links) + 1
@@ -511,6 +522,8 @@ def api_to_ui(prompt: dict, classes: dict[str, type], titles: dict[str, str] | N
                 ui_inputs.append(entry)
             elif not spec.is_widget:
                 ui_inputs.append({"name": spec.name, "type": spec.type, "link": None})
+        if any(s.has_upload_button for s in specs):
+            widgets.append("image")  # the upload button's value, last (as frontend 1.2x saves it)
         row = rows.get(depth[nid], 0)
         height = 60 + 26 * (len(widgets) + max(len(ui_inputs), len(cls.RETURN_TYPES)))
         rows[depth[nid]] = row + height + 40

@@ -12,7 +12,7 @@ Layout (world frame = the camera at frame 0; OpenCV axes: x right, y down, z for
   enters from the left, passes in front of the box (occluding then revealing it) and spins 225° about
   its own vertical axis;
 - camera: trucks right 0.8, rises 0.12 and dollies forward 0.4 while yawing 3° left and pitching up
-  to 2.5° and back, so static surfaces move too (the wall ~20 px, the near floor ~60 px at 256 px).
+  to 2.5° and back, so static surfaces move too (over the clip at 256 px: the wall ~15 px, the near floor ~60 px).
 
 Motion is parametrised by the clip phase ``s = t / (T - 1)`` in [0, 1], so any frame count shows the
 whole story; ``fps`` only sets the nominal time base.
@@ -52,8 +52,8 @@ _CAMERA_YAW = -math.radians(3.0)  # at the last frame; negative = turn left
 _CAMERA_PITCH = math.radians(2.5)  # peak mid-clip; positive = look up
 _LIGHT = (-0.4, -1.0, -0.5)  # towards the light: from the upper left, in front of the set
 
-# Primitive ids, as stored per pixel/track.
-WALL, FLOOR, BOX, BALL = 0, 1, 2, 3
+# Primitive ids returned by the ray caster.
+_WALL, _FLOOR, _BOX, _BALL = 0, 1, 2, 3
 
 _VIS_RTOL = 1e-4  # a track is visible when the nearest hit along its pixel's ray is at its depth
 _EPS = 1e-9  # ray hits closer than this are ignored (behind or at the origin)
@@ -183,34 +183,37 @@ class SampleScene(TensorData):
         dirs = _pixel_rays(grid, k, cam_rot[ref])
         depth_ref, prim = _cast(cam_pos[ref], dirs, ball_pos[ref])
         hit = cam_pos[ref] + depth_ref[:, None] * dirs
-        on_ball = prim == BALL
+        on_ball = prim == _BALL
         local = torch.where(on_ball[:, None], _rotate(ball_rot[ref].T, hit - ball_pos[ref]), hit)
 
-        idx = torch.tensor(frames, dtype=torch.long)
-        # World position at each requested frame: static points stay, ball points ride the ball's pose.
-        world = torch.where(on_ball[None, :, None], ball_pos[idx, None] + _rotate(ball_rot[idx, None], local[None]), local[None])
-        cam = _rotate(cam_rot[idx, None].transpose(-1, -2), world - cam_pos[idx, None])  # [F, N, 3]
-        z = cam[..., 2]
-        safe_z = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
-        uv = torch.stack([k[0, 0] * cam[..., 0] / safe_z + k[0, 1] * cam[..., 1] / safe_z + k[0, 2], k[1, 1] * cam[..., 1] / safe_z + k[1, 2]], dim=-1)
-
-        inside = (z > _EPS) & (uv[..., 0] >= 0) & (uv[..., 0] <= w - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= h - 1)
-        # Occlusion test: the first surface along the ray through the (fractional) projection must be the point.
-        visible = torch.zeros_like(inside)
-        for i, f in enumerate(frames):
-            sel = inside[i].nonzero().squeeze(1)
-            if sel.numel():
-                near, _ = _cast(cam_pos[f], _pixel_rays(uv[i, sel], k, cam_rot[f]), ball_pos[f])
-                visible[i, sel] = (near - z[i, sel]).abs() <= _VIS_RTOL * z[i, sel]
-
-        uv, z = uv.float(), z.float()
-        # At the reference frame the answer is known exactly; pin it so it is bit-identical to the render.
+        n = grid.shape[0]
+        uv = torch.empty(len(frames), n, 2)
+        depth = torch.empty(len(frames), n)
+        visible = torch.zeros(len(frames), n, dtype=torch.bool)
+        # One frame at a time keeps the float64 temporaries at O(H W) for long or large clips.
         for i, f in enumerate(frames):
             if f == ref:
+                # Known exactly: the pixel grid at the rendered depth (pinned so it is bit-identical to the render).
                 uv[i] = grid.float()
-                z[i] = self.depth[ref].detach().to("cpu").reshape(-1)
+                depth[i] = self.depth[ref].detach().to("cpu").reshape(-1)
                 visible[i] = True
-        return uv, z, visible
+                continue
+            # World position at frame f: static points stay, ball points ride the ball's pose.
+            world = torch.where(on_ball[:, None], ball_pos[f] + _rotate(ball_rot[f], local), local)
+            cam = _rotate(cam_rot[f].T, world - cam_pos[f])
+            z = cam[:, 2]
+            safe_z = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
+            x, y = cam[:, 0] / safe_z, cam[:, 1] / safe_z
+            pix = torch.stack([k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]], dim=-1)
+            inside = (z > _EPS) & (pix[:, 0] >= 0) & (pix[:, 0] <= w - 1) & (pix[:, 1] >= 0) & (pix[:, 1] <= h - 1)
+            # Occlusion test: the first surface along the ray through the (fractional) projection must be the point.
+            sel = inside.nonzero().squeeze(1)
+            if sel.numel():
+                near, _ = _cast(cam_pos[f], _pixel_rays(pix[sel], k, cam_rot[f]), ball_pos[f])
+                visible[i, sel] = (near - z[sel]).abs() <= _VIS_RTOL * z[sel]
+            uv[i] = pix.float()
+            depth[i] = z.float()
+        return uv, depth, visible
 
 
 def sample_scene(num_frames: int = 24, width: int = 256, height: int = 160, seed: int = 0, fps: float = 12.0) -> SampleScene:
@@ -250,7 +253,7 @@ def sample_scene(num_frames: int = 24, width: int = 256, height: int = 160, seed
         hit = cam_pos[t] + z[:, None] * dirs
         frames[t] = _shade(hit, prim, ball_rot[t], ball_pos[t], params).float()
         depth[t] = z.float()
-        mask[t] = prim == BALL
+        mask[t] = prim == _BALL
 
     world_to_camera = torch.zeros(num_frames, 4, 4, dtype=_DT)
     world_to_camera[:, :3, :3] = cam_rot.transpose(1, 2)
@@ -452,18 +455,18 @@ def _shade(hit: torch.Tensor, prim: torch.Tensor, ball_rot: torch.Tensor, ball_p
     """RGB ``[N, 3]`` in 0..1 of world hit points ``[N, 3]`` on primitives ``prim [N]``: texture × Lambert."""
     colour = torch.zeros_like(hit)
     normal = torch.zeros_like(hit)
-    for pid in (WALL, FLOOR, BOX, BALL):
+    for pid in (_WALL, _FLOOR, _BOX, _BALL):
         sel = (prim == pid).nonzero().squeeze(1)
         if sel.numel() == 0:
             continue
         p = hit[sel]
-        if pid == WALL:
+        if pid == _WALL:
             colour[sel] = _wall_colour(p, params)
             normal[sel] = torch.tensor([0.0, 0.0, -1.0], dtype=_DT)
-        elif pid == FLOOR:
+        elif pid == _FLOOR:
             colour[sel] = _floor_colour(p, params)
             normal[sel] = torch.tensor([0.0, -1.0, 0.0], dtype=_DT)
-        elif pid == BOX:
+        elif pid == _BOX:
             colour[sel] = _box_colour(p, params)
             normal[sel] = _box_normal(p)
         else:

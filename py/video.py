@@ -26,6 +26,7 @@ WRITE_FORMATS = ("mp4", "webm", "webp", "gif")
 FIT_MODES = ("crop", "pad", "stretch")
 
 _CHUNK = 16  # frames resized together: big enough to amortise interpolate, small enough to bound memory
+_CHUNK_BYTES = 512 << 20  # ...and at most this much float32 source data (4K: 5 frames, not 16)
 _DEFAULT_VIDEO_FPS = 24.0  # a stream that declares no rate at all
 _DEFAULT_ANIMATION_FPS = 10.0  # browsers' behaviour for GIFs without a frame delay
 _MAX_SIDE = 16384
@@ -266,7 +267,7 @@ class _Collector:
     """Gathers taken frames as resized uint8 chunks and checks the memory budget as it goes.
 
     uint8 is a quarter of the float32 output, and a chunk is resized as soon as it is complete, so
-    at most ``_CHUNK`` full-resolution frames exist at any time.
+    at most one chunk (<= 16 frames, fewer for huge frames) exists at full resolution at any time.
     """
 
     def __init__(self, path: Path, src_w: int, src_h: int, known_frames: int | None, select: _Selection, resize: tuple, max_bytes: int, progress: Progress | None):
@@ -274,6 +275,7 @@ class _Collector:
         self.select, self.max_bytes, self.progress = select, max_bytes, progress
         self.fit = resize[2]
         self.out_w, self.out_h = target_size(src_w, src_h, *resize)
+        self.chunk = max(1, min(_CHUNK, _CHUNK_BYTES // (src_w * src_h * 3 * 4)))
         self.frame_bytes = self.out_w * self.out_h * 3 * 4
         self.pending: list[torch.Tensor] = []
         self.chunks: list[torch.Tensor] = []
@@ -294,7 +296,7 @@ class _Collector:
             raise ValueError(f"could not decode {self.path}: frame {self.taken} is {rgb.shape[1]}x{rgb.shape[0]}, the first was {self.src_w}x{self.src_h}")
         self.pending.append(torch.from_numpy(rgb.copy()))  # copy: PIL/PyAV may reuse the buffer
         self.taken += 1
-        if len(self.pending) == _CHUNK:
+        if len(self.pending) >= self.chunk:
             self._flush()
         if self.progress is not None:
             self.progress(self.taken)
@@ -324,12 +326,18 @@ class _Collector:
         return out
 
     def _too_big(self, frames: int, known_frames: int | None) -> str:
-        need = frames * self.frame_bytes
-        of = f" of {known_frames}" if known_frames is not None else ""
+        of = f" (of {known_frames} in the file)" if known_frames is not None else ""
         return (
-            f"{self.path.name}: {frames} frame(s){of} at {self.out_w}x{self.out_h} need {need / 2**30:.2f} GiB as float32, "
-            f"more than the limit of {self.max_bytes / 2**30:.2f} GiB; lower max_frames, raise stride or choose a smaller width/height"
+            f"{self.path.name}: {frames} frame(s){of} at {self.out_w}x{self.out_h} need {_human_bytes(frames * self.frame_bytes)} as float32, "
+            f"more than max_bytes ({_human_bytes(self.max_bytes)}); lower max_frames, raise stride or choose a smaller width/height"
         )
+
+
+def _human_bytes(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.2f} {unit}"
+    return f"{n} bytes"
 
 
 def _read_av(path: Path, select: _Selection, resize: tuple, max_bytes: int, progress: Progress | None) -> VideoClip:
@@ -353,9 +361,6 @@ def _read_av(path: Path, select: _Selection, resize: tuple, max_bytes: int, prog
         collect = _Collector(path, src_w, src_h, known, select, resize, max_bytes, progress)
         seen, exhausted = 0, True
         for frame in _guarded(container.decode(stream), path, errors):
-            if collect.full:
-                exhausted = False
-                break
             if select.wants(seen):
                 try:
                     # width/height: a mid-stream resolution change is scaled back to the first size
@@ -364,6 +369,9 @@ def _read_av(path: Path, select: _Selection, resize: tuple, max_bytes: int, prog
                     raise ValueError(f"could not decode {path}: {e}") from e
                 collect.add(rgb)
             seen += 1
+            if collect.full:
+                exhausted = False
+                break
     frames = collect.finish(seen, exhausted)
     total = seen if exhausted else max(seen, known or 0)
     return VideoClip(frames, fps / select.stride, src_w, src_h, total)
@@ -374,18 +382,15 @@ def _read_pil(path: Path, select: _Selection, resize: tuple, max_bytes: int, pro
     errors = _pil_errors()
     try:
         im = Image.open(path)
+        src_w, src_h = im.size
+        known = int(getattr(im, "n_frames", 1))  # GIF: PIL seeks through the file to count
     except errors as e:
         raise ValueError(f"could not decode {path}: {e}") from e
     with im:
-        src_w, src_h = im.size
-        known = int(getattr(im, "n_frames", 1))
         collect = _Collector(path, src_w, src_h, known, select, resize, max_bytes, progress)
         durations = []
         seen, exhausted = 0, True
         for frame in _guarded(ImageSequence.Iterator(im), path, errors):
-            if collect.full:
-                exhausted = False
-                break
             rgb = None
             try:
                 if select.wants(seen):
@@ -396,6 +401,9 @@ def _read_pil(path: Path, select: _Selection, resize: tuple, max_bytes: int, pro
             if rgb is not None:
                 collect.add(rgb)
             seen += 1
+            if collect.full:
+                exhausted = False
+                break
     frames = collect.finish(seen, exhausted)
     return VideoClip(frames, _animation_fps(durations) / select.stride, src_w, src_h, seen if exhausted else known)
 
@@ -412,8 +420,6 @@ def _read_folder(path: Path, select: _Selection, resize: tuple, folder_fps: floa
     src_w, src_h = sizes[0]
     collect = _Collector(path, src_w, src_h, len(files), select, resize, max_bytes, progress)
     for index, f in enumerate(files):
-        if collect.full:
-            break
         if not select.wants(index):
             continue
         try:
@@ -422,6 +428,8 @@ def _read_folder(path: Path, select: _Selection, resize: tuple, folder_fps: floa
         except errors as e:
             raise ValueError(f"could not decode {f}: {e}") from e
         collect.add(rgb)
+        if collect.full:
+            break
     frames = collect.finish(len(files), True)
     return VideoClip(frames, folder_fps / select.stride, src_w, src_h, len(files))
 

@@ -21,11 +21,11 @@ def test_import_vid4d_loads_no_heavy_dependency():
 
 
 def test_import_as_comfyui_custom_node_without_comfyui():
-    # ComfyUI imports the folder's __init__.py under its own module name, with relative imports.
+    # ComfyUI (nodes.load_custom_node) imports the folder's __init__.py under its path as module name.
     code = f"""
 import importlib.util, sys
-spec = importlib.util.spec_from_file_location("custom_nodes.vid4d_pack", {str(ROOT / '__init__.py')!r},
-                                              submodule_search_locations=[{str(ROOT)!r}])
+name = {str(ROOT)!r}.replace(".", "_x_")
+spec = importlib.util.spec_from_file_location(name, {str(ROOT / '__init__.py')!r})
 mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod; spec.loader.exec_module(mod)
 assert mod.WEB_DIRECTORY == "./js" and "Vid4DLoadVideo" in mod.NODE_CLASS_MAPPINGS
 """
@@ -33,14 +33,16 @@ assert mod.WEB_DIRECTORY == "./js" and "Vid4DLoadVideo" in mod.NODE_CLASS_MAPPIN
 
 
 def test_loading_as_comfyui_registers_model_folders(fake_comfy):
-    spec = importlib.util.spec_from_file_location("custom_nodes.vid4d_test_pack", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    name = "/comfy/custom_nodes/vid4d_test_pack"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+        assert "Vid4DSaveVideo" in module.NODE_CLASS_MAPPINGS
     finally:
-        for name in [n for n in sys.modules if n.startswith("custom_nodes.vid4d_test_pack")]:
-            del sys.modules[name]
+        for mod in [n for n in sys.modules if n.startswith(name)]:
+            del sys.modules[mod]
     folders = fake_comfy.folder_paths.folder_names_and_paths
     for kind in ("tracking", "depth", "gsdit", "dynamics"):
         paths, exts = folders[f"vid4d_{kind}"]

@@ -25,16 +25,17 @@ SAVE = ["p/x", 8.0, "gif", 19, False]
 
 def test_positional_widgets_skip_seed_control_and_upload_values():
     ui = _ui(
-        [_node(1, "Vid4DSampleScene", SCENE), _node(2, "Vid4DLoadVideo", ["clip.mp4", None, 1, 2, 3, 64, 0, "pad", 16, "", 8.0])],
+        [_node(1, "Vid4DSampleScene", SCENE), _node(2, "Vid4DLoadVideo", ["clip.mp4", 1, 2, 3, 64, 0, "pad", 16, "", 8.0, "image"])],
         [],
     )
     prompt = wf.ui_to_api(ui, CLASSES)
     assert prompt["1"]["inputs"] == {"num_frames": 8, "width": 64, "height": 48, "seed": 5, "fps": 10.0}
     load = prompt["2"]["inputs"]
     assert load["video"] == "clip.mp4" and load["start_frame"] == 1 and load["fit"] == "pad" and load["multiple_of"] == 16 and load["folder_fps"] == 8.0
-    # Older frontends saved the upload button's value as "image" instead of a hole.
-    ui["nodes"][1]["widgets_values"][1] = "image"
-    assert wf.ui_to_api(ui, CLASSES)["2"]["inputs"] == load
+    # Older frontends saved the upload button right after the combo ("image", or a hole when not serialised).
+    for marker in ("image", None):
+        ui["nodes"][1]["widgets_values"] = ["clip.mp4", marker, 1, 2, 3, 64, 0, "pad", 16, "", 8.0]
+        assert wf.ui_to_api(ui, CLASSES)["2"]["inputs"] == load
 
 
 def test_links_through_reroute_primitive_and_bypass_and_muted_nodes():
@@ -122,3 +123,12 @@ def test_headless_core_nodes_save_and_load_images(headless):
     result = wf.execute(prompt, CLASSES, log=lambda _: None)
     (png,) = result.files()
     assert png.exists() and png.parent.name == "img"
+
+
+def test_conversion_matches_the_real_frontend():
+    """Fixture recorded from ComfyUI's frontend (see its "note"): our UI→API conversion must agree."""
+    data = json.loads((wf.Path(__file__).parent / "data" / "frontend_conversions.json").read_text())
+    for name, case in data["workflows"].items():
+        ours = wf.ui_to_api(case["ui"], CLASSES)
+        ours = {nid: {"class_type": n["class_type"], "inputs": n["inputs"]} for nid, n in ours.items()}
+        assert ours == case["api"], name

@@ -93,6 +93,19 @@ def ball_centre(t: int, num_frames: int) -> torch.Tensor:
     return c
 
 
+def spin(t: int, num_frames: int) -> torch.Tensor:
+    """``[3, 3]`` the ball's rotation at frame t: right-handed about the vertical (y) axis, from the layout."""
+    a = sc._BALL_SPIN * t / (num_frames - 1)
+    c, s = math.cos(a), math.sin(a)
+    return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=torch.float64)
+
+
+def lambert(normal: torch.Tensor) -> torch.Tensor:
+    """``[N]`` the documented shading factor 0.7 + 0.3 max(0, n·l) for world normals ``[N, 3]``."""
+    light = torch.tensor(sc._LIGHT, dtype=torch.float64)
+    return 0.7 + 0.3 * (normal @ (light / light.norm())).clamp_min(0)
+
+
 def box_sdf(p: torch.Tensor) -> torch.Tensor:
     """Signed distance ``[N]`` to the static box."""
     lo, hi = torch.tensor(sc._BOX_MIN, dtype=torch.float64), torch.tensor(sc._BOX_MAX, dtype=torch.float64)
@@ -242,24 +255,27 @@ def test_tracks_at_the_reference_frame(small, tracks0):
     assert not bool(tracks0.visibility[1:].all())  # something gets hidden or leaves
 
 
-def test_tracked_points_move_rigidly(small, tracks0):
-    # Static points keep their world position; ball points keep their place on the ball.
-    grid = pixel_grid(H, W).reshape(-1, 2)
-    ref_world = world_points(small, 0, grid, small.depth[0].reshape(-1))
-    obj = small.object_mask[0].reshape(-1)
-    ref_local = ref_world[obj] - ball_centre(0, T)
-    for t in range(T):
-        front = tracks0.depth[t].reshape(-1) > 0
-        p = world_points(small, t, tracks0.uv[t].reshape(-1, 2), tracks0.depth[t].reshape(-1))
+def check_rigid_motion(scene, tracks) -> None:
+    """Static points keep their world position; ball points ride the ball (translation + documented spin)."""
+    n, ref = scene.num_frames, tracks.ref_frame
+    grid = pixel_grid(scene.height, scene.width).reshape(-1, 2)
+    ref_world = world_points(scene, ref, grid, scene.depth[ref].reshape(-1))
+    obj = scene.object_mask[ref].reshape(-1)
+    assert int(obj.sum()) > 10
+    # Offsets from the ball centre, rotated back into the ball's own frame (spin(ref)^T).
+    ref_local = (ref_world[obj] - ball_centre(ref, n)) @ spin(ref, n)
+    for t in range(n):
+        front = tracks.depth[t].reshape(-1) > 0
+        p = world_points(scene, t, tracks.uv[t].reshape(-1, 2), tracks.depth[t].reshape(-1))
         err = (p - ref_world).norm(dim=-1)
-        assert float(err[~obj & front].max()) < 1e-4 * 8, t
-        local = p[obj] - ball_centre(t, T)
-        assert float((local.norm(dim=-1) - sc._BALL_RADIUS).abs().max()) < 1e-4 * 8, t
-        # The ball only spins about the vertical: heights in the ball frame are preserved, and pairwise
-        # distances too (checked against the reference through the Gram matrix of a few points).
-        assert float((local[:, 1] - ref_local[:, 1]).abs().max()) < 1e-4 * 8, t
-        few = slice(None, None, max(1, int(obj.sum()) // 20))
-        assert float((local[few] @ local[few].T - ref_local[few] @ ref_local[few].T).abs().max()) < 1e-3, t
+        assert float(err[~obj & front].max()) < 1e-4 * 8, t  # ~1e-4 relative at depths up to 8
+        offset = p[obj] - ball_centre(t, n)
+        assert float((offset.norm(dim=-1) - sc._BALL_RADIUS).abs().max()) < 1e-4 * 8, t
+        assert float((offset - ref_local @ spin(t, n).T).abs().max()) < 1e-4 * 8, t
+
+
+def test_tracked_points_move_rigidly(small, tracks0):
+    check_rigid_motion(small, tracks0)
 
 
 def depth_errors(scene, tracks, t: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,7 +303,8 @@ def test_visible_tracks_agree_with_the_rendered_depth(small, tracks0):
     static, ball = torch.cat(static), torch.cat(ball)
     assert static.numel() > 1000 and ball.numel() > 100
     assert float(static.max()) < 1e-5
-    assert float(ball.median()) < 1e-3 and float(ball.max()) < 2e-2
+    # The ball is ~10 px across at this size, so bilinear re-sampling of its curved depth is only close.
+    assert float(ball.median()) < 3e-3 and float(ball.max()) < 2e-2
 
 
 def test_visible_static_tracks_keep_their_colour(medium):
@@ -304,7 +321,30 @@ def test_visible_static_tracks_keep_their_colour(medium):
         errors.append((sampled - ref_colour[vis][keep].double()).abs().mean(-1))
     err = torch.cat(errors)
     assert err.numel() > 0.4 * (t_count - 1) * h * w
-    assert float(err.mean()) < 0.02
+    assert float(err.mean()) < 0.012  # ~0.006 in practice; a one-pixel offset gives ~0.03
+
+
+def test_ball_texture_moves_with_the_ball(medium):
+    # The ball's texture is fixed in its own frame: once the (world-light) shading is divided out, a tracked
+    # point keeps its colour while the ball travels and spins.
+    tracks = medium.tracks(0)
+    obj = medium.object_mask[0].reshape(-1)
+    grid = pixel_grid(medium.height, medium.width).reshape(-1, 2)
+    p0 = world_points(medium, 0, grid[obj], medium.depth[0].reshape(-1)[obj])
+    albedo0 = medium.frames[0].reshape(-1, 3)[obj].double() / lambert((p0 - ball_centre(0, 8)) / sc._BALL_RADIUS)[:, None]
+    errors, moved = [], []
+    for t in range(1, 4):
+        vis = tracks.visibility[t].reshape(-1)[obj]
+        uv = tracks.uv[t].reshape(-1, 2)[obj][vis]
+        keep = smooth_neighbourhood(surface_labels(medium, t), uv)
+        p = world_points(medium, t, uv[keep], tracks.depth[t].reshape(-1)[obj][vis][keep])
+        albedo = bilinear(medium.frames[t], uv[keep]) / lambert((p - ball_centre(t, 8)) / sc._BALL_RADIUS)[:, None]
+        errors.append((albedo - albedo0[vis][keep]).abs().mean(-1))
+        # Against the colour that was at the same image position in frame 0, the error is much larger.
+        moved.append((albedo - bilinear(medium.frames[0], uv[keep]) / lambert((p - ball_centre(t, 8)) / sc._BALL_RADIUS)[:, None]).abs().mean(-1))
+    err, baseline = torch.cat(errors), torch.cat(moved)
+    assert err.numel() > 300
+    assert float(err.mean()) < 0.03 and float(baseline.mean()) > 4 * float(err.mean())
 
 
 def test_occlusion_and_disocclusion_of_the_box(small, tracks0):
@@ -362,9 +402,10 @@ def test_reference_frame_in_the_middle(small):
     assert torch.equal(tracks.uv[ref], pixel_grid(H, W))
     assert torch.equal(tracks.depth[ref], small.depth[ref])
     assert bool(tracks.visibility[ref].all())
+    check_rigid_motion(small, tracks)
     # Backwards in time the visible tracks still land on the rendered depth.
-    static, ball = depth_errors(small, tracks, 0)
-    assert float(static.max()) < 1e-5 and float(ball.max()) < 2e-2
+    static, _ = depth_errors(small, tracks, 0)
+    assert float(static.max()) < 1e-5
 
 
 def test_flow_matches_tracks(small, tracks0):

@@ -359,6 +359,17 @@ def test_decoding_is_streamed_in_chunks(tmp_path, monkeypatch):
     assert chunks == [16, 4]
     assert [name[-7:] for name in converted] == [f"{i:03d}.png" for i in range(0, 40, 2)]
 
+    # huge frames: fewer per chunk so a chunk's float32 copy stays under _CHUNK_BYTES
+    chunks.clear()
+    monkeypatch.setattr(video, "_CHUNK_BYTES", 5 * 16 * 24 * 3 * 4)
+    assert video.read_video(folder, max_frames=12, width=12).frames.shape[0] == 12
+    assert chunks == [5, 5, 2]
+
+    converted.clear()
+    gif = video.write_video(pattern(t=12, h=16, w=24), tmp_path / "clip.gif", 12)
+    assert video.read_video(gif, start=1, stride=3).frames.shape[0] == 4
+    assert len(converted) == 4
+
 
 # ---------------------------------------------------------------------------------------- previews
 
