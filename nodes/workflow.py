@@ -439,8 +439,9 @@ def execute(prompt: dict, classes: dict[str, type], log: Callable[[str], None] =
         results[nid] = tuple(out or ())
         if ui is not None:
             run.outputs[nid] = ui
-            for line in ui.get("vid4d_info", []):
-                log(f"      {line}")
+            for text in ui.get("vid4d_info", []):
+                for line in str(text).splitlines():
+                    log(f"      {line}")
         runtime.check_interrupted()
     return run
 
