@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..py.camera import CameraPath
+from ..py.camera import CameraPath, CameraRig
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
 from ..py.spectral import SpectralVolume
@@ -41,6 +41,8 @@ def category(area: str) -> str:
 def expect(value, socket: str, input_name: str):
     """Check that a custom-socket input carries the dataclass its type promises."""
     cls = SOCKET_TYPES[socket]
+    if socket == CAMERA_PATH and isinstance(value, CameraRig):
+        raise ValueError(f"input '{input_name}': expected a single camera path, got a rig of {len(value)} cameras; use a CameraPath node with cameras = 1")
     if not isinstance(value, cls):
         raise ValueError(f"input '{input_name}': expected a {socket} ({cls.__name__}), got {type(value).__name__}; connect it to a Vid4D node that outputs {socket}")
     return value
@@ -77,3 +79,47 @@ def output_path(prefix: str, extension: str, folder: Path | None = None) -> tupl
 def preview_entry(path: Path, subfolder: str) -> dict:
     """A ``ui.images`` entry the frontend can show (type ``output``)."""
     return {"filename": path.name, "subfolder": subfolder, "type": "output"}
+
+
+# ---------------------------------------------------------------- inputs several nodes share
+DEPTH_ENCODINGS = ["disparity", "depth", "metric"]
+
+
+def depth_input(depth=None, depth_image=None, encoding="disparity", near=1.0, far=10.0, frames: int | None = None, height: int | None = None, width: int | None = None) -> DepthVideo | None:
+    """The depth a node was given — a ``VID4D_DEPTH``, or an IMAGE depth map from any pack read with
+    an explicit interpretation — checked against the video's frame count and size. ``None`` if neither."""
+    from ..py.depth import depth_from_image
+
+    if depth is not None:
+        value = expect(depth, DEPTH, "depth")
+    elif depth_image is not None:
+        value = depth_from_image(depth_image, encoding=encoding, near=near, far=far)
+    else:
+        return None
+    t, h, w = value.depth.shape
+    if frames is not None and t != frames:
+        raise ValueError(f"depth has {t} frame(s) but the video has {frames}; give one depth map per frame")
+    if (height is not None and h != height) or (width is not None and w != width):
+        raise ValueError(f"depth is {w}x{h} but the frames are {width}x{height}; resize them to the same size")
+    return value
+
+
+def source_intrinsics(width: int, height: int, fov: float, camera=None, tracks=None):
+    """``[3, 3]`` intrinsics of the source video: from a camera path or tracks when given, else from ``fov``."""
+    from ..py.camera import intrinsics_from_fov
+
+    if camera is not None:
+        cam = camera_paths(camera, "camera")[0]
+        if (cam.width, cam.height) != (width, height):
+            raise ValueError(f"camera is for {cam.width}x{cam.height} images but the frames are {width}x{height}")
+        return cam.intrinsics[0]
+    if tracks is not None:
+        return expect(tracks, TRACKS3D, "tracks").intrinsics.reshape(-1, 3, 3)[0]
+    return intrinsics_from_fov(float(fov), width, height)
+
+
+def camera_paths(value, input_name: str) -> list:
+    """The camera path(s) on a ``VID4D_CAMERA_PATH`` socket: a single path or a rig → list of CameraPath."""
+    if isinstance(value, CameraRig):
+        return list(value.paths)
+    return [expect(value, CAMERA_PATH, input_name)]

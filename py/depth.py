@@ -65,11 +65,13 @@ def depth_to_image(depth: torch.Tensor, valid: torch.Tensor | None = None, near:
 
 
 def depth_from_image(image: torch.Tensor, encoding: str = "disparity", near: float = 1.0, far: float = 10.0) -> DepthVideo:
-    """A grey IMAGE ``[T, H, W, C]`` from a depth pack → :class:`DepthVideo` (kind ``"relative"``).
+    """A grey IMAGE ``[T, H, W, C]`` from a depth pack → :class:`DepthVideo`.
 
     ``encoding="disparity"`` (Depth Anything, DepthCrafter, Video Depth Anything: near = bright) maps
-    grey g linearly in inverse depth so that g = 1 is ``near`` and g = 0 is ``far``;
-    ``encoding="depth"`` (near = dark) maps g linearly in depth from ``near`` (0) to ``far`` (1).
+    grey g linearly in inverse depth so that g = 1 is ``near`` and g = 0 is ``far`` (always finite and
+    positive, whatever the map holds); ``encoding="depth"`` (near = dark) maps g linearly in depth
+    from ``near`` (0) to ``far`` (1), relative; ``encoding="metric"`` is the same mapping for a map
+    whose range is known in scene units, so the result is kind ``"metric"``.
     """
     image = check_image("depth image", image)
     if not 0 < near < far:
@@ -77,8 +79,8 @@ def depth_from_image(image: torch.Tensor, encoding: str = "disparity", near: flo
     grey = check_range("depth image", image.mean(dim=-1), -1e-3, 1 + 1e-3).clamp(0, 1)
     if encoding == "disparity":
         depth = 1.0 / (grey / near + (1 - grey) / far)
-    elif encoding == "depth":
+    elif encoding in ("depth", "metric"):
         depth = near + grey * (far - near)
     else:
-        raise ValueError(f"depth_from_image: encoding must be 'disparity' or 'depth', got {encoding!r}")
-    return DepthVideo(depth.float(), kind="relative")
+        raise ValueError(f"depth_from_image: encoding must be 'disparity', 'depth' or 'metric', got {encoding!r}")
+    return DepthVideo(depth.float(), kind="metric" if encoding == "metric" else "relative")

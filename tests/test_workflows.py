@@ -67,7 +67,7 @@ def test_cli_demo_writes_video_and_contact_sheet(tmp_path):
     cmd = [sys.executable, "-m", "vid4d", "demo", "--out", str(out), "--set", "1.num_frames=4", "--set", "1.width=48", "--set", "1.height=32"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert len(list(out.rglob("*.mp4"))) == 2 and len(list(out.rglob("*_sheet.png"))) == 2
+    assert len(list(out.rglob("*.mp4"))) == 4 and len(list(out.rglob("*_sheet.png"))) == 4
     assert "wrote" in proc.stdout
 
 

@@ -1,0 +1,158 @@
+"""LiftGaussians / EditGaussians: build the pseudo 4D Gaussian field of GS-DiT and edit objects in it."""
+
+from __future__ import annotations
+
+import torch
+
+from ..py import gaussians as gs
+from ..py.camera import CameraPath
+from ..py.checks import check_image, check_mask
+from . import runtime
+from .common import CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
+
+SOURCES = ["auto", "tracks", "depth_video", "first_frame"]
+EASINGS = ["linear", "ease_in_out"]
+
+
+class LiftGaussians:
+    DESCRIPTION = (
+        "Lift a video into a pseudo 4D Gaussian field (GS-DiT): one Gaussian per reference pixel following its 3D track "
+        "(tracks), or every frame's depth lifted at its own time (depth_video), or the first frame lifted once into a "
+        "static field (first_frame). Depth can be a Vid4D depth or any depth IMAGE, read as disparity / relative depth / "
+        "metric depth between near and far."
+    )
+    CATEGORY = category("gaussians")
+    FUNCTION = "lift"
+    RETURN_TYPES = (GAUSSIANS, CAMERA_PATH)
+    RETURN_NAMES = ("gaussians", "source_camera")
+    OUTPUT_TOOLTIPS = ("the Gaussian field (in the source camera's frame at each time)", "the source view per frame (identity poses, the source intrinsics): feed it to CameraPath")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "the video [T, H, W, 3]"}),
+                "source": (SOURCES, {"default": "auto", "tooltip": "auto: tracks if connected, else the depth video"}),
+                "fov": ("FLOAT", {"default": 60.0, "min": 1.0, "max": 179.0, "step": 0.1, "round": 0.01, "tooltip": "horizontal field of view (degrees) when no camera or tracks give intrinsics"}),
+                "kappa": ("FLOAT", {"default": gs.DEFAULT_KAPPA, "min": 0.05, "max": 8.0, "step": 0.05, "round": 0.001, "tooltip": "Gaussian size in source-view pixels (std)"}),
+                "stride": ("INT", {"default": 1, "min": 1, "max": 16, "step": 1, "tooltip": "use every n-th pixel (faster, coarser)"}),
+                "edge_mode": (list(gs.EDGE_MODES), {"default": "drop", "tooltip": "what to do with Gaussians on the far side of depth discontinuities (flying pixels, rubber sheets)"}),
+                "edge_threshold": ("FLOAT", {"default": 0.1, "min": 0.001, "max": 10.0, "step": 0.01, "round": 0.001, "tooltip": "relative depth jump that counts as a discontinuity"}),
+                "color_mode": (list(gs.COLOR_MODES), {"default": "reference", "tooltip": "tracks: colour from the reference frame, or sampled in every frame"}),
+                "depth_encoding": (DEPTH_ENCODINGS, {"default": "disparity", "tooltip": "how to read depth_image: disparity (near = bright), depth (near = dark, relative) or metric"}),
+                "near": ("FLOAT", {"default": 1.0, "min": 0.001, "max": 1e5, "step": 0.01, "round": 0.001, "tooltip": "depth of the nearest value in depth_image"}),
+                "far": ("FLOAT", {"default": 10.0, "min": 0.002, "max": 1e6, "step": 0.01, "round": 0.001, "tooltip": "depth of the farthest value in depth_image"}),
+            },
+            "optional": {
+                "tracks": (TRACKS3D, {"tooltip": "dense 3D tracks (DenseTrack3D, Sample Scene)"}),
+                "depth": (DEPTH, {"tooltip": "a Vid4D depth video"}),
+                "depth_image": ("IMAGE", {"tooltip": "a depth map/video from any pack"}),
+                "camera": (CAMERA_PATH, {"tooltip": "source camera: only its intrinsics are used"}),
+            },
+        }
+
+    def lift(self, frames, source, fov, kappa, stride, edge_mode, edge_threshold, color_mode, depth_encoding, near, far, tracks=None, depth=None, depth_image=None, camera=None):
+        frames = check_image("frames", frames)
+        t, h, w, _ = frames.shape
+        if source == "auto":
+            source = "tracks" if tracks is not None else "depth_video"
+        progress = runtime.Progress(2, "lift gaussians")
+        if source == "tracks":
+            if tracks is None:
+                raise ValueError("source 'tracks' needs the tracks input (connect DenseTrack3D or Sample Scene)")
+            tracks = expect(tracks, TRACKS3D, "tracks")
+            if (tracks.num_frames, tracks.height, tracks.width) != (t, h, w):
+                raise ValueError(f"tracks cover {tracks.num_frames} frames of {tracks.width}x{tracks.height} but the video has {t} frames of {w}x{h}")
+            k = tracks.intrinsics.reshape(-1, 3, 3)[0]
+            field = gs.lift_tracks(tracks, frames, kappa=kappa, stride=stride, color_mode=color_mode, edge_threshold=edge_threshold, edge_mode=edge_mode)
+        else:
+            video_depth = depth_input(depth, depth_image, depth_encoding, near, far, frames=t if source == "depth_video" else None, height=h, width=w)
+            if video_depth is None:
+                raise ValueError(f"source '{source}' needs depth: connect a depth (VID4D_DEPTH) or a depth_image (IMAGE)")
+            k = source_intrinsics(w, h, fov, camera=camera)
+            if source == "first_frame":
+                field = gs.lift_depth(frames[0], video_depth.depth[0], k, kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
+            else:
+                field = gs.lift_depth_video(frames, video_depth.depth, k, kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
+        progress.update()
+        source_camera = CameraPath.static(k.float(), t, w, h)
+        kept = float((field.opacities > 0).float().mean())
+        progress.update()
+        text = f"{source}: {field.num_gaussians} Gaussians x {field.num_frames} time step(s); {100 * kept:.1f}% with opacity > 0"
+        return {"ui": info(text), "result": (field, source_camera)}
+
+
+def _vector(name: str, text: str) -> tuple[float, float, float]:
+    try:
+        values = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: expected three numbers like '0, -1, 0', got {text!r}") from None
+    if len(values) != 3 or not all(torch.isfinite(torch.tensor(values))):
+        raise ValueError(f"{name}: expected three finite numbers like '0, -1, 0', got {text!r}")
+    return tuple(values)
+
+
+class EditGaussians:
+    DESCRIPTION = (
+        "4D object editing (GS-DiT's fan example): select Gaussians by a MASK drawn on the reference frame or by a 3D box, "
+        "then over time rotate them about a pivot, translate, scale, freeze them at a frame, or retime them. "
+        "Unselected Gaussians are untouched. Vectors are typed as 'x, y, z' in the source camera's frame (x right, y down, z forward)."
+    )
+    CATEGORY = category("gaussians")
+    FUNCTION = "edit"
+    RETURN_TYPES = (GAUSSIANS,)
+    RETURN_NAMES = ("gaussians",)
+    OUTPUT_TOOLTIPS = ("the edited field",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "gaussians": (GAUSSIANS,),
+                "select": (["mask", "box"], {"default": "mask", "tooltip": "mask: the MASK input on the reference frame; box: the box_min/box_max corners at box_frame"}),
+                "angle": ("FLOAT", {"default": 0.0, "min": -3600.0, "max": 3600.0, "step": 1.0, "round": 0.01, "tooltip": "total rotation over the clip, degrees"}),
+                "axis": ("STRING", {"default": "0, -1, 0", "tooltip": "rotation axis (default: vertical)"}),
+                "translate": ("STRING", {"default": "0, 0, 0", "tooltip": "total translation over the clip"}),
+                "scale": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 100.0, "step": 0.01, "round": 0.001, "tooltip": "size at the end of the clip (1 = unchanged)"}),
+                "easing": (EASINGS, {"default": "linear"}),
+                "freeze_frame": ("INT", {"default": -1, "min": -1, "max": 10000, "step": 1, "tooltip": "hold the selection as it is at this frame (-1 = off)"}),
+                "speed": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 16.0, "step": 0.05, "round": 0.001, "tooltip": "retime the selection (0.5 = half speed)"}),
+                "num_frames": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1, "tooltip": "for a static field (one image): how many frames the edit spans (0 = keep static)"}),
+                "box_min": ("STRING", {"default": "-1, -1, 0"}),
+                "box_max": ("STRING", {"default": "1, 1, 5"}),
+                "box_frame": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1}),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "the object on the reference frame (the frame the field was lifted from)"}),
+                "pivot": ("STRING", {"default": "", "tooltip": "rotation/scale centre 'x, y, z' (empty = the selection's centre, following it)"}),
+            },
+        }
+
+    def edit(self, gaussians, select, angle, axis, translate, scale, easing, freeze_frame, speed, num_frames, box_min, box_max, box_frame, mask=None, pivot=""):
+        field = expect(gaussians, GAUSSIANS, "gaussians")
+        if select == "mask":
+            if mask is None:
+                raise ValueError("select 'mask' needs the mask input: draw the object on the reference frame (e.g. with a mask editor or a segmentation node)")
+            m = check_mask("mask", mask)
+            selection = gs.select_by_mask(field, m[0])
+        else:
+            selection = gs.select_by_box(field, _vector("box_min", box_min), _vector("box_max", box_max), frame=box_frame)
+        edited = gs.edit_gaussians(
+            field,
+            selection,
+            num_frames=num_frames or None,
+            axis=_vector("axis", axis),
+            angle=angle,
+            pivot=_vector("pivot", pivot) if pivot and pivot.strip() else None,
+            translate=_vector("translate", translate),
+            scale=scale,
+            easing=easing,
+            freeze_frame=None if freeze_frame < 0 else freeze_frame,
+            speed=speed,
+        )
+        text = f"edited {int(selection.sum())} of {field.num_gaussians} Gaussians over {edited.num_frames} frame(s)"
+        return {"ui": info(text), "result": (edited,)}
+
+
+NODE_CLASS_MAPPINGS = {"LiftGaussians": LiftGaussians, "EditGaussians": EditGaussians}
+NODE_DISPLAY_NAME_MAPPINGS = {"LiftGaussians": "Lift Gaussians (pseudo 4D field)", "EditGaussians": "Edit Gaussians (4D object edit)"}
