@@ -93,8 +93,17 @@ def check_dis_size(height: int, width: int) -> None:
         raise ValueError(f"optical flow needs frames of at least 8 pixels on the short side and 12 on the long one, got {width}x{height}")
 
 
+def _cv2():
+    """OpenCV, or an error that says how to get it (it is optional at import time)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImportError("optical flow needs OpenCV: pip install opencv-python-headless (or install the pack's requirements.txt)") from exc
+    return cv2
+
+
 def _make_dis(preset: str, height: int, width: int):
-    import cv2
+    cv2 = _cv2()
 
     params = dict(_DIS_PARAMS[check_preset(preset)])
     dis = cv2.DISOpticalFlow.create(getattr(cv2, "DISOPTICAL_FLOW_PRESET_" + params.pop("preset")))
@@ -167,7 +176,7 @@ def cv2_threads(count: int):
 
     OpenCV's thread count is process-wide, so concurrent users serialise on a (re-entrant) lock.
     """
-    import cv2
+    cv2 = _cv2()
 
     with _THREADS_LOCK:
         previous = cv2.getNumThreads()

@@ -73,13 +73,14 @@ MAX_PIXELS = 64 * 1024 * 1024
 DEPTH_ALPHA_MIN = 1e-6  # below this accumulated opacity the expected depth is reported as 0
 
 # torch backend layout: K Gaussians per chunk and about this many (tile, Gaussian, pixel) triples per
-# call: compiled calls have a fixed overhead (~0.1 ms) so they want big chunks; eager ops are fastest
+# call: compiled calls have a fixed overhead (~0.15 ms) so they want big chunks; eager ops are fastest
 # when their [B, K, P] temporaries stay in cache (measured on a 2-core AVX-512 Xeon).
 TORCH_TILE_SIZE = 8
 GSPLAT_TILE_SIZE = 16
 CHUNK_GAUSSIANS = 32
-CHUNK_ELEMENTS_COMPILED = 1 << 18
+CHUNK_ELEMENTS_COMPILED = 1 << 19
 CHUNK_ELEMENTS_EAGER = 1 << 17
+CHUNK_GROUP = 8  # chunks whose splat parameters are gathered at once (and between saturation checks)
 MAX_PAIRS_PER_BAND = 1 << 22  # (tile, Gaussian) pairs listed at once; more are split into tile-row bands
 PROJECT_BLOCK = 1 << 20  # Gaussians projected at once (float64 temporaries: ~40 vectors of this length)
 _BOX_SLACK = 1e-3  # px added to the α ≥ 1/255 box so float32 evaluation at its edge is still covered
@@ -94,7 +95,7 @@ class RenderResult:
         alpha: ``[T, H, W]`` accumulated opacity ``1 - T_final``; holes are where it is low.
         depth: ``[T, H, W]`` expected camera z ``Σ w_i z_i / alpha``; 0 where alpha < 1e-6.
         backend: ``"torch"`` or ``"gsplat"``, the one that ran.
-        compiled: True when the torch backend's chunk blend ran under ``torch.compile``.
+        compiled: True when the torch backend ran compiled code (projection and chunk blend) for every frame.
     """
 
     rgb: torch.Tensor
@@ -130,8 +131,9 @@ def render_gaussians(
         background: optional RGB (3 numbers or a ``[3]`` tensor) composited behind: ``rgb += (1 - alpha) bg``.
         progress: called with the number of frames done after each frame; an exception it raises
             (e.g. a cancel) propagates and stops the render.
-        compile: torch backend only: ``"auto"`` tries ``torch.compile`` once per process and falls back
-            to eager on any failure, ``True`` requires it, ``False`` never compiles.
+        compile: torch backend only: ``"auto"`` tries ``torch.compile`` once per process and device type
+            and falls back to eager on any failure (the first compiled frame on a CPU takes ~10-30 s),
+            ``True`` requires it (RuntimeError if it fails), ``False`` never compiles.
 
     Returns:
         :class:`RenderResult` with tensors on the field's device.
@@ -143,7 +145,7 @@ def render_gaussians(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    if not any(compile is m for m in COMPILE_MODES) and compile != "auto":
+    if not (compile is True or compile is False or compile == "auto"):
         raise ValueError(f"compile: expected 'auto', True or False, got {compile!r}")
     if not isinstance(field, GaussianField):
         raise ValueError(f"field: expected a GaussianField, got {type(field).__name__}")
@@ -218,11 +220,6 @@ def _work_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices ``[N, 3, 3]`` from quaternions ``[N, 4]`` (w, x, y, z), normalised first."""
-    return torch.stack([torch.stack(row, -1) for row in _rotmat_entries(quats.T)], -2)
-
-
 def _rotmat_entries(q) -> list[list[torch.Tensor]]:
     """The 3x3 rotation matrix entries (``[N]`` each) of component-major quaternions ``[4, N]`` (w, x, y, z), normalised.
 
@@ -259,11 +256,6 @@ class Splats:
     def count(self) -> int:
         return int(self.index.numel())
 
-    @property
-    def mean2d(self) -> torch.Tensor:
-        """``[M, 2]`` float32 pixel positions (x, y) (approximate: float32 of the absolute position)."""
-        return self.table[:-1, 0:2] + self.table[:-1, 10:12]
-
 
 def project_gaussians(
     gauss: dict, world_to_camera: torch.Tensor, intrinsics: torch.Tensor, width: int, height: int, near: float, project: Callable | None = None
@@ -276,9 +268,11 @@ def project_gaussians(
     """
     means = gauss["means"]
     dt = _work_dtype(means.device)
-    cams = torch.zeros(5, 4, dtype=dt, device=means.device)  # world_to_camera rows 0-2, K rows 0-1
+    # One small tensor for the camera, so a new camera, size or near plane reuses the compiled code.
+    cams = torch.zeros(5, 4, dtype=dt, device=means.device)
     cams[:3] = world_to_camera[:3]
     cams[3:, :3] = intrinsics[:2]
+    cams[3, 3], cams[4, 0], cams[4, 3] = width, near, height
 
     def rows(x):  # [n, C] → contiguous [C, n] in the work dtype, one copy
         return torch.empty(x.shape[::-1], dtype=dt, device=x.device).copy_(x.T)
@@ -289,7 +283,7 @@ def project_gaussians(
     for lo in range(0, n, PROJECT_BLOCK):
         hi = min(n, lo + PROJECT_BLOCK)
         mean, per, keep = (project or project_dense)(
-            rows(means[lo:hi]), rows(gauss["quats"][lo:hi]), rows(gauss["scales"][lo:hi]), gauss["opacities"][lo:hi].to(dt), cams, width, height, near
+            rows(means[lo:hi]), rows(gauss["quats"][lo:hi]), rows(gauss["scales"][lo:hi]), gauss["opacities"][lo:hi].to(dt), cams
         )
         idx = keep.nonzero().squeeze(1)
         if n > PROJECT_BLOCK:
@@ -301,8 +295,8 @@ def project_gaussians(
     else:
         mean, per, index = (torch.cat([part[i] for part in parts], dim=-1) for i in range(3))
         local = torch.arange(index.numel(), device=index.device)
-    # Depth order (ties by index): positive float32 bit patterns sort like the floats, and an int32
-    # sort is several times faster than a float sort on CPU.
+    # Depth order by float32 z, as gsplat (ties: lower index first). Positive float32 bit patterns sort
+    # like the floats, and an int32 sort is several times faster than a float sort on CPU.
     order = torch.sort(per[4].index_select(0, local).view(torch.int32), stable=True).indices
     local, sel = local.index_select(0, order), index.index_select(0, order)
     m = sel.numel()
@@ -321,14 +315,14 @@ def project_gaussians(
 
 
 def project_dense(
-    means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacity: torch.Tensor, cams: torch.Tensor, width: int, height: int, near: float
+    means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacity: torch.Tensor, cams: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """EWA projection of every Gaussian, before culling (pure tensor code, so it can be compiled).
 
     Args:
         means ``[3, N]``, quats ``[4, N]`` (wxyz), scales ``[3, N]``, opacity ``[N]``: the field at one time
             step, component-major (each row contiguous, so compiled code vectorises over Gaussians).
-        cams: ``[5, 4]``: rows 0-2 of world_to_camera, then rows 0-1 of the intrinsics (padded to 4 columns).
+        cams: ``[5, 4]``: rows 0-2 of world_to_camera; then [fx, skew, cx, width] and [near, fy, cy, height].
 
     Returns:
         ``mean [2, N]`` (x, y) pixel position; ``per [9, N]`` float32: a/2, b, c/2 of the conic, ln opacity,
@@ -336,6 +330,7 @@ def project_dense(
         ``keep [N]`` bool (not culled). Rows, not columns, so compiled code writes contiguous vectors.
     """
     rot = cams[:3, :3]
+    width, near, height = cams[3, 3], cams[4, 0], cams[4, 3]
     x, y, z = (rot[i, 0] * means[0] + rot[i, 1] * means[1] + rot[i, 2] * means[2] + cams[i, 3] for i in range(3))
     fx, skew, cx, fy, cy = cams[3, 0], cams[3, 1], cams[3, 2], cams[4, 1], cams[4, 2]
     # gsplat's limits, written with its principal point (ours + 0.5): the slope may leave the image by
@@ -369,9 +364,9 @@ def project_dense(
     ext_y = torch.sqrt(two_level * cyy.clamp_min(0)) + _BOX_SLACK
     big = float(4 * MAX_SIDE)  # keeps the float → int conversion in range for splats far off-screen
     x0 = torch.ceil((mean_x - ext_x).clamp(-1, big)).clamp_min(0)
-    x1 = torch.floor((mean_x + ext_x).clamp(-big, width)).clamp_max(width - 1)
+    x1 = torch.minimum(torch.floor((mean_x + ext_x).clamp(-big, big)), width - 1)
     y0 = torch.ceil((mean_y - ext_y).clamp(-1, big)).clamp_min(0)
-    y1 = torch.floor((mean_y + ext_y).clamp(-big, height)).clamp_max(height - 1)
+    y1 = torch.minimum(torch.floor((mean_y + ext_y).clamp(-big, big)), height - 1)
     keep = (z >= near) & (z <= FAR_PLANE) & (opacity >= ALPHA_THRESHOLD) & (det > 0) & (x0 <= x1) & (y0 <= y1)
     keep = keep & torch.isfinite(mean_x) & torch.isfinite(mean_y)
     half_inv_det = 0.5 / det
@@ -393,15 +388,12 @@ def compile_status(device: str = "cpu") -> dict:
     return dict(_COMPILE_STATE.get(torch.device(device).type, {"state": "untried", "error": None}))
 
 
-def blend_chunk(
-    pix: torch.Tensor, table: torch.Tensor, sid: torch.Tensor, origin: torch.Tensor, trans: torch.Tensor, acc: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def blend_chunk(pix: torch.Tensor, g: torch.Tensor, origin: torch.Tensor, trans: torch.Tensor, acc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Blend the next ``K`` depth-ordered splats of ``B`` tiles into their pixels.
 
     Args:
         pix: ``[2, P]`` tile-local pixel-centre coordinates (x, y) of the ``P = s·s`` pixels, row-major.
-        table: ``[M + 1, 12]`` :attr:`Splats.table` (last row: padding, α = 0).
-        sid: ``[B, K]`` the splats (table rows) to blend, front to back, per tile.
+        g: ``[B, K, 12]`` the splats' :attr:`Splats.table` rows, front to back per tile (padding rows: α = 0).
         origin: ``[B, 2]`` float32 pixel coordinates (x, y) of each tile's top-left pixel.
         trans: ``[B, P]`` transmittance so far; stored negated (``-T_final``) once the pixel is done.
         acc: ``[B, 4, P]`` accumulated Σ w·(r, g, b, z).
@@ -409,7 +401,6 @@ def blend_chunk(
     Returns:
         ``(trans, acc)`` after the chunk.
     """
-    g = table[sid]  # [B, K, 12]; compiled, the gather fuses into the kernel as indirect loads
     b, k, _ = g.shape
     p = pix.shape[1]
     # tile-local mean = (position - anchor) + (anchor - origin): a small number plus an exact integer
@@ -586,6 +577,11 @@ def _tile_pairs(box: torch.Tensor, s: int, tiles_x: int, n_tiles: int, rows: tup
     nx = tx1 - tx0 + 1
     count = nx * (ty1 - ty0 + 1)
     n_pairs = int(count.sum())
+    if n_pairs >= 2**31:
+        raise RuntimeError(
+            f"{n_pairs} (tile, Gaussian) overlaps in one row of tiles: the Gaussians are enormous on screen "
+            "(check their scales and the camera), or render smaller"
+        )
     # Pairs splat by splat (so in depth order): the i-th pair of a splat covers row i // nx, column
     # i % nx of its tile rectangle. index_select is much faster than advanced indexing on CPU.
     splat = torch.repeat_interleave(torch.arange(count.numel(), device=device, dtype=torch.int32), count, output_size=n_pairs)
@@ -610,8 +606,10 @@ def _blend_tiles(splats: Splats, pair_splat, tile_start, tile_count, s, tiles_x,
     """Blend every listed tile, writing ``acc_out [n_tiles, 4, P]`` and ``trans_out [n_tiles, P]``.
 
     Tiles go in batches of B, longest lists first, so the tiles of a batch need about the same number
-    of chunks of K (little padding); a batch stops early once all its pixels are saturated. Every call
-    of the chunk blend sees the same shapes (one compilation; the table's length is marked dynamic).
+    of chunks of K (little padding); a batch stops early once all its pixels are saturated. The
+    splats' table rows are gathered for a group of chunks at once (plain loads keep the compiled
+    kernel lean; the group bounds memory for very long lists), and every call of the chunk blend
+    sees the same shapes: one compilation.
     """
     table = splats.table
     device = table.device
@@ -627,7 +625,7 @@ def _blend_tiles(splats: Splats, pair_splat, tile_start, tile_count, s, tiles_x,
     pad_pair = pair_splat.numel() - 1
     ar = torch.arange(s, device=device, dtype=torch.float32)
     pix = torch.stack([ar.repeat(s), ar.repeat_interleave(s)])  # [2, P] (x, y), row-major
-    torch._dynamo.maybe_mark_dynamic(table, 0)
+    offset = torch.arange(CHUNK_GROUP * k, device=device).reshape(CHUNK_GROUP, 1, k)
     for first in range(0, queue.numel(), n_batch):
         tiles = queue[first : first + n_batch]
         n = tiles.numel()
@@ -635,15 +633,17 @@ def _blend_tiles(splats: Splats, pair_splat, tile_start, tile_count, s, tiles_x,
             tiles = torch.cat([tiles, tiles.new_full((n_batch - n,), -1)])
         n_chunks = -(-counts[first] // k)
         start = torch.where(tiles >= 0, tile_start[tiles.clamp_min(0)], 0)
-        count = torch.where(tiles >= 0, tile_count[tiles.clamp_min(0)], 0)
-        offset = torch.arange(n_chunks * k, device=device).reshape(n_chunks, 1, k)
-        sid = pair_splat[torch.where(offset < count[:, None], start[:, None] + offset, pad_pair)]  # [C, B, K]
+        end = start + torch.where(tiles >= 0, tile_count[tiles.clamp_min(0)], 0)
         origin = torch.stack([(tiles % tiles_x) * s, (tiles // tiles_x) * s], dim=-1).float()
         trans = torch.ones(n_batch, p, device=device)
         acc = torch.zeros(n_batch, 4, p, device=device)
-        for c in range(n_chunks):
-            trans, acc = runner(pix, table, sid[c], origin, trans, acc)
-            if c % 4 == 3 and c + 1 < n_chunks and bool((trans < 0).all()):
+        for c0 in range(0, n_chunks, CHUNK_GROUP):
+            idx = start[:, None] + (offset[: n_chunks - c0] + c0 * k)  # [G, B, K]
+            sid = pair_splat.index_select(0, torch.where(idx < end[:, None], idx, pad_pair).reshape(-1))
+            rows = table.index_select(0, sid).reshape(*idx.shape, table.shape[1])  # [G, B, K, 12]
+            for c in range(rows.shape[0]):
+                trans, acc = runner(pix, rows[c], origin, trans, acc)
+            if c0 + CHUNK_GROUP < n_chunks and bool((trans < 0).all()):
                 break  # every pixel of the batch is saturated
         real = tiles[:n]
         acc_out[real] = acc[:n]
