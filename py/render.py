@@ -49,8 +49,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -244,7 +244,7 @@ class Splats:
             (``conic = [[a, b], [b, c]]``); ln opacity; r, g, b; camera z; anchor (x, y). The anchor is the
             nearest integer pixel, so ``position - tile origin = relative + (anchor - origin)`` is exact
             enough in float32 anywhere in a 16k image. The last row is padding (ln opacity = -inf: α = 0).
-        box: ``[M, 4]`` int64 (x0, x1, y0, y1): inclusive pixel range where ``α ≥ 1/255`` can hold.
+        box: ``[4, M]`` int32 rows x0, x1, y0, y1: inclusive pixel range where ``α ≥ 1/255`` can hold.
         index: ``[M]`` int64 index of each splat in the field.
     """
 
@@ -311,7 +311,7 @@ def project_gaussians(
     table[:m, 10:12] = anchor.T
     table[m] = 0
     table[m, 5] = -math.inf
-    return Splats(table=table, box=per[5:9].T.long(), index=sel)
+    return Splats(table=table, box=per[5:9].to(torch.int32), index=sel)
 
 
 def project_dense(
@@ -500,7 +500,7 @@ class _Runner:
             return self.eager(*args)
         try:
             out = self.fn(*args)
-        except Exception as err:  # noqa: BLE001 - compile errors surface here, at the first call
+        except Exception as err:  # compile errors surface here, at the first call
             if _COMPILE_STATE[self.kind]["state"] == "compiled":
                 raise  # it compiled before, so this is a real error, not a compiler problem
             self._failed(err)
@@ -523,8 +523,9 @@ def _render_frame_torch(gauss: dict, w2c, k, width: int, height: int, near: floa
     trans = torch.ones(n_tiles, s * s, device=device)
     runner = _Runner(blend_chunk, compile_mode, device, dynamic=False)  # every call has the same shapes
     if splats.count:
-        for band_rows in _row_bands(splats.box, s, tiles_y):
-            pair_splat, tile_start, tile_count = _tile_pairs(splats.box, s, tiles_x, n_tiles, band_rows)
+        rect = torch.div(splats.box, s, rounding_mode="floor")  # [4, M] tile columns and rows each splat covers
+        for band_rows in _row_bands(rect, tiles_y):
+            pair_splat, tile_start, tile_count = _tile_pairs(rect, tiles_x, n_tiles, band_rows)
             _blend_tiles(splats, pair_splat, tile_start, tile_count, s, tiles_x, acc, trans, runner)
 
     def image(x):  # [n_tiles, s*s] → [H, W]
@@ -537,15 +538,19 @@ def _render_frame_torch(gauss: dict, w2c, k, width: int, height: int, near: floa
     return rgb, alpha, depth, runner.compiled and project.compiled
 
 
-def _row_bands(box: torch.Tensor, s: int, tiles_y: int) -> list[tuple[int, int]]:
-    """Tile-row ranges ``[r0, r1)`` whose (tile, splat) pair lists each stay near MAX_PAIRS_PER_BAND."""
-    nx = box[:, 1] // s - box[:, 0] // s + 1
-    ty0, ty1 = box[:, 2] // s, box[:, 3] // s
-    total = int((nx * (ty1 - ty0 + 1)).sum())
+def _row_bands(rect: torch.Tensor, tiles_y: int) -> list[tuple[int, int]]:
+    """Tile-row ranges ``[r0, r1)`` whose (tile, splat) pair lists each stay near MAX_PAIRS_PER_BAND.
+
+    ``rect``: ``[4, M]`` int32 first/last tile column, first/last tile row of each splat.
+    """
+    tx0, tx1, ty0, ty1 = rect
+    nx = tx1 - tx0 + 1
+    total = int((nx * (ty1 - ty0 + 1)).sum(dtype=torch.int64))
     if total <= MAX_PAIRS_PER_BAND:
         return [(0, tiles_y)]
     # pairs per tile row: a difference array over each splat's row range
-    diff = torch.zeros(tiles_y + 1, dtype=torch.int64, device=box.device)
+    nx, ty0, ty1 = nx.long(), ty0.long(), ty1.long()
+    diff = torch.zeros(tiles_y + 1, dtype=torch.int64, device=rect.device)
     diff.index_add_(0, ty0, nx)
     diff.index_add_(0, ty1 + 1, -nx)
     per_row = diff.cumsum(0)[:tiles_y].tolist()
@@ -559,16 +564,20 @@ def _row_bands(box: torch.Tensor, s: int, tiles_y: int) -> list[tuple[int, int]]
     return bands
 
 
-def _tile_pairs(box: torch.Tensor, s: int, tiles_x: int, n_tiles: int, rows: tuple[int, int]):
+def _tile_pairs(rect: torch.Tensor, tiles_x: int, n_tiles: int, rows: tuple[int, int]):
     """(tile, splat) intersections within tile rows ``[r0, r1)``, sorted by (tile, depth).
+
+    Args:
+        rect: ``[4, M]`` int32 first/last tile column, first/last tile row of each splat (depth order).
+        tiles_x, n_tiles: the tile grid's width and size; rows: the band of tile rows.
 
     Returns:
         ``pair_splat [Q]`` splat index per pair (splats are already in depth order), ``tile_start
         [n_tiles]`` and ``tile_count [n_tiles]``: tile ``t``'s list is ``pair_splat[start:start+count]``.
     """
-    device = box.device
+    device = rect.device
     r0, r1 = rows
-    tx0, tx1, ty0, ty1 = torch.div(box.T.to(torch.int32), s, rounding_mode="floor")  # int32: half the memory traffic
+    tx0, tx1, ty0, ty1 = rect  # int32: half the memory traffic of int64
     ty0, ty1 = ty0.clamp_min(r0), ty1.clamp_max(r1 - 1)
     sel = None
     if r0 > 0 or r1 * tiles_x < n_tiles:  # a band: only the splats reaching into it, rows clipped

@@ -103,7 +103,8 @@ def stages(field, path, tile_size: int, compile_mode, repeats: int) -> dict[str,
     blend = R._Runner(R.blend_chunk, compile_mode, torch.device("cpu"), dynamic=False)
     tx, ty = -(-path.width // tile_size), -(-path.height // tile_size)
     sp = R.project_gaussians(g, w2c, k, path.width, path.height, 0.01, project)
-    pairs = R._tile_pairs(sp.box, tile_size, tx, tx * ty, (0, ty))
+    rect = torch.div(sp.box, tile_size, rounding_mode="floor")
+    pairs = R._tile_pairs(rect, tx, tx * ty, (0, ty))
 
     def run_blend():
         acc = torch.zeros(tx * ty, 4, tile_size * tile_size)
@@ -114,7 +115,7 @@ def stages(field, path, tile_size: int, compile_mode, repeats: int) -> dict[str,
     out = {}
     for name, fn in [
         ("project", lambda: R.project_gaussians(g, w2c, k, path.width, path.height, 0.01, project)),
-        ("pairs", lambda: R._tile_pairs(sp.box, tile_size, tx, tx * ty, (0, ty))),
+        ("pairs", lambda: R._tile_pairs(torch.div(sp.box, tile_size, rounding_mode="floor"), tx, tx * ty, (0, ty))),
         ("blend", run_blend),
     ]:
         out[name] = best_of(fn, repeats)[1]
@@ -142,7 +143,7 @@ def main():
     sp = R.project_gaussians(field.at(0), one.world_to_camera[0], one.intrinsics[0], args.width, args.height, 0.01)
     for size in sorted({ts, 16}):
         tx, ty = -(-args.width // size), -(-args.height // size)
-        pairs, _, count = R._tile_pairs(sp.box, size, tx, tx * ty, (0, ty))
+        pairs, _, _ = R._tile_pairs(torch.div(sp.box, size, rounding_mode="floor"), tx, tx * ty, (0, ty))
         print(f"  tile {size:2d}: {sp.count} visible splats, {pairs.numel()} (tile, Gaussian) pairs "
               f"({pairs.numel() / max(sp.count, 1):.2f} per splat, {pairs.numel() * size * size / 1e6:.1f} M pixel evaluations)")
 
@@ -153,7 +154,7 @@ def main():
     modes = [("compiled", "auto")] + ([] if args.skip_eager else [("eager", False)])
     for name, c in modes:
         run(one, c)  # warm
-        res, best, times = best_of(lambda: run(path, c), args.repeats)
+        res, best, times = best_of(lambda c=c: run(path, c), args.repeats)
         print(f"{name:9s}: {args.frames} frames best {best:.2f} s → {args.frames / best:.2f} frames/s "
               f"({best / args.frames * 1e3:.0f} ms/frame; runs {', '.join(f'{t:.2f}' for t in times)} s; compiled={res.compiled})")
         st = stages(field, one, ts, c, args.repeats)
