@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 
 from ..py import gaussians as gs
-from ..py.camera import CameraPath
+from ..py.camera import EASINGS, CameraPath
 from ..py.checks import check_image, check_mask
 from . import runtime
 from .common import CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
 
 SOURCES = ["auto", "tracks", "depth_video", "first_frame"]
-EASINGS = ["linear", "ease_in_out"]
 
 
 class LiftGaussians:
@@ -114,7 +113,7 @@ class EditGaussians:
                 "axis": ("STRING", {"default": "0, -1, 0", "tooltip": "rotation axis (default: vertical)"}),
                 "translate": ("STRING", {"default": "0, 0, 0", "tooltip": "total translation over the clip"}),
                 "scale": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 100.0, "step": 0.01, "round": 0.001, "tooltip": "size at the end of the clip (1 = unchanged)"}),
-                "easing": (EASINGS, {"default": "linear"}),
+                "easing": (list(EASINGS), {"default": "linear"}),
                 "freeze_frame": ("INT", {"default": -1, "min": -1, "max": 10000, "step": 1, "tooltip": "hold the selection as it is at this frame (-1 = off)"}),
                 "speed": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 16.0, "step": 0.05, "round": 0.001, "tooltip": "retime the selection (0.5 = half speed)"}),
                 "num_frames": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1, "tooltip": "for a static field (one image): how many frames the edit spans (0 = keep static)"}),

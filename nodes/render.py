@@ -12,7 +12,6 @@ from ..py.render import BACKENDS, render_gaussians
 from . import runtime
 from .common import CAMERA_PATH, DEPTH, GAUSSIANS, camera_paths, category, expect, info
 
-EASINGS = ["linear", "ease_in_out"]
 LAYOUTS = ["sequence", "grid"]
 
 
@@ -44,7 +43,7 @@ class CameraPath:
                 "distance": ("FLOAT", {"default": 0.5, "min": -1e4, "max": 1e4, "step": 0.01, "round": 0.001, "tooltip": "scene units (dolly, dolly_zoom, truck, pedestal)"}),
                 "zoom": ("FLOAT", {"default": 1.5, "min": 0.05, "max": 20.0, "step": 0.01, "round": 0.001, "tooltip": "focal factor at the end (zoom)"}),
                 "elevation": ("FLOAT", {"default": 0.0, "min": -89.0, "max": 89.0, "step": 0.5, "round": 0.01, "tooltip": "degrees the orbit/arc rises above the subject"}),
-                "easing": (EASINGS, {"default": "ease_in_out"}),
+                "easing": (list(cam.EASINGS), {"default": "ease_in_out"}),
                 "cameras": ("INT", {"default": 1, "min": 1, "max": 64, "step": 1, "tooltip": "more than 1: a rig of synchronized cameras"}),
                 "rig_angle": ("FLOAT", {"default": 30.0, "min": 0.0, "max": 360.0, "step": 0.5, "round": 0.01, "tooltip": "arc the rig's cameras are spread over (degrees)"}),
                 "keyframes": ("STRING", {"default": "[]", "multiline": True, "tooltip": 'preset keyframes: [{"frame": 0, "position": [0,0,0], "look_at": [0,0,3]}, {"frame": 24, "position": [1,0,0.5], "look_at": [0,0,3], "fov": 50}]'}),
@@ -119,7 +118,8 @@ class RenderGaussians:
     def render(self, gaussians, camera, backend, hole_threshold, layout):
         field = expect(gaussians, GAUSSIANS, "gaussians")
         paths = camera_paths(camera, "camera")
-        device = runtime.get_device() if backend != "torch" else torch.device("cpu")
+        # Every backend runs on ComfyUI's device (the torch rasteriser too), so --cpu is honoured.
+        device = runtime.get_device()
         field = field.to(device)
         total = sum(p.num_frames for p in paths)
         progress = runtime.Progress(total, "render gaussians")
