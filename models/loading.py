@@ -70,7 +70,7 @@ MODEL_KINDS: dict[str, ModelKind] = {
                 ModelFile("CogVideoX-2b/", "https://huggingface.co/THUDM/CogVideoX-2b", "diffusers folder"),
             ),
         ),
-        ModelKind("dynamics", "SpectralMotion / SoftmaxSplat learned models (motion predictor, synthesis network)", ()),
+        ModelKind("motion", "SpectralMotion / SoftmaxSplat learned models (spectral-volume motion LDM, feature-pyramid synthesis network)", ()),
     )
 }
 

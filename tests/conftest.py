@@ -78,3 +78,44 @@ def fake_comfy(tmp_path, monkeypatch):
     for name, module in {"comfy": comfy, "comfy.model_management": mm, "comfy.utils": utils, "folder_paths": fp}.items():
         monkeypatch.setitem(sys.modules, name, module)
     return types.SimpleNamespace(mm=mm, utils=utils, folder_paths=fp, calls=calls)
+
+
+def _tiny_model_modules():
+    """``tests/tiny_*.py``: each builds one learned model kind at toy size in its official file layout."""
+    import importlib
+
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return [importlib.import_module(p.stem) for p in sorted(Path(here).glob("tiny_*.py"))]
+
+
+@pytest.fixture(scope="session")
+def tiny_models_root(tmp_path_factory):
+    """A models root (``<root>/<kind>/...``, ``<root>/checkpoints/...``) filled by every ``tests/tiny_*.py``
+    module's ``build(root)`` with tiny random-weight models saved in the layouts users download."""
+    root = tmp_path_factory.mktemp("models")
+    for module in _tiny_model_modules():
+        module.build(root)
+    return root
+
+
+@pytest.fixture
+def tiny_models(tiny_models_root, monkeypatch):
+    """``VID4D_MODELS_DIR`` pointing at the tiny models; the model cache is cleared around the test."""
+    from vid4d.models import loading
+
+    monkeypatch.setenv("VID4D_MODELS_DIR", str(tiny_models_root))
+    loading.clear_cache()
+    yield tiny_models_root
+    loading.clear_cache()
+
+
+def tiny_workflow_overrides() -> dict:
+    """Per node type widget overrides that shrink example workflows to test size (``WORKFLOW_OVERRIDES`` of
+    each ``tests/tiny_*.py`` module)."""
+    merged: dict = {}
+    for module in _tiny_model_modules():
+        for node, values in getattr(module, "WORKFLOW_OVERRIDES", {}).items():
+            merged.setdefault(node, {}).update(values)
+    return merged

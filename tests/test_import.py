@@ -44,7 +44,7 @@ def test_loading_as_comfyui_registers_model_folders(fake_comfy):
         for mod in [n for n in sys.modules if n.startswith(name)]:
             del sys.modules[mod]
     folders = fake_comfy.folder_paths.folder_names_and_paths
-    for kind in ("tracking", "depth", "gsdit", "dynamics"):
+    for kind in ("tracking", "depth", "gsdit", "motion"):
         paths, exts = folders[f"vid4d_{kind}"]
         assert paths[0].endswith(f"models/vid4d/{kind}")
         assert ".safetensors" in exts

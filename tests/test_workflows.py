@@ -11,10 +11,10 @@ import torch
 import vid4d
 from vid4d.nodes import runtime, workflow as wf
 from vid4d.py import video as vio
-from conftest import ROOT
+from conftest import ROOT, tiny_workflow_overrides
 
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-SMALL = {"Vid4DSampleScene": {"num_frames": 6, "width": 64, "height": 48}}
+SMALL = {"Vid4DSampleScene": {"num_frames": 6, "width": 64, "height": 48}, **tiny_workflow_overrides()}
 
 
 def test_there_is_a_demo_workflow():
@@ -38,7 +38,7 @@ def test_workflow_is_ui_format_with_known_nodes(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
-def test_workflow_runs_headless(path, headless):
+def test_workflow_runs_headless(path, headless, tiny_models):
     prompt = wf.ui_to_api(wf.load_workflow(path), {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS})
     overrides = [f"{nid}.{k}={v}" for nid, n in prompt.items() for k, v in SMALL.get(n["class_type"], {}).items()]
     result = wf.run_file(path, vid4d.NODE_CLASS_MAPPINGS, overrides=overrides, log=lambda _: None)
