@@ -8,7 +8,7 @@ from pathlib import Path
 from ..py.camera import CameraPath, CameraRig
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
-from ..py.spectral import SpectralVolume
+from ..py.spectral import MotionTexture, SpectralVolume
 from ..py.tracking import Tracks3D
 from . import runtime
 
@@ -30,6 +30,7 @@ SOCKET_TYPES: dict[str, type] = {
     GAUSSIANS: GaussianField,
     SPECTRAL_VOLUME: SpectralVolume,
     DEPTH: DepthVideo,
+    MOTION_TEXTURE: MotionTexture,
 }
 
 # ComfyUI's own socket types a Vid4D node may use.

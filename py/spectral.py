@@ -35,3 +35,33 @@ class SpectralVolume(TensorData):
     @property
     def num_freqs(self) -> int:
         return int(self.coeffs.shape[0])
+
+
+@dataclass
+class MotionTexture(TensorData):
+    """A motion texture (Generative Image Dynamics): where every pixel p of the still image I₀ is at time t.
+
+    Attributes:
+        displacement: ``[T, H, W, 2]`` float32 F_t(p) in pixels (x, y); pixel p sits at p + F_t(p) in frame t.
+            Any forward flow video from a reference frame has this form too.
+        fps: frame rate of the frames.
+    """
+
+    displacement: torch.Tensor
+    fps: float = 30.0
+
+    def __post_init__(self):
+        check_tensor("MotionTexture.displacement", self.displacement, ("T", "H", "W", 2))
+        self.fps = check_finite_number("MotionTexture.fps", self.fps, low=1e-3, high=1000.0)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.displacement.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.displacement.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.displacement.shape[2])
