@@ -7,7 +7,7 @@ import torch
 from ..py import gaussians as gs
 from ..py.camera import EASINGS, CameraPath
 from ..py.checks import check_image, check_mask
-from . import runtime
+from . import preview, runtime
 from .common import CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
 
 SOURCES = ["auto", "tracks", "depth_video", "first_frame"]
@@ -47,10 +47,11 @@ class LiftGaussians:
                 "depth": (DEPTH, {"tooltip": "a Vid4D depth video"}),
                 "depth_image": ("IMAGE", {"tooltip": "a depth map/video from any pack"}),
                 "camera": (CAMERA_PATH, {"tooltip": "source camera: only its intrinsics are used"}),
+                "preview_frame": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1, "tooltip": "time step of the field shown as points in the node's 3D preview (clamped to the last)"}),
             },
         }
 
-    def lift(self, frames, source, fov, kappa, stride, edge_mode, edge_threshold, color_mode, depth_encoding, near, far, tracks=None, depth=None, depth_image=None, camera=None):
+    def lift(self, frames, source, fov, kappa, stride, edge_mode, edge_threshold, color_mode, depth_encoding, near, far, tracks=None, depth=None, depth_image=None, camera=None, preview_frame=0):
         frames = check_image("frames", frames)
         t, h, w, _ = frames.shape
         if source == "auto":
@@ -78,7 +79,8 @@ class LiftGaussians:
         kept = float((field.opacities > 0).float().mean())
         progress.update()
         text = f"{source}: {field.num_gaussians} Gaussians x {field.num_frames} time step(s); {100 * kept:.1f}% with opacity > 0"
-        return {"ui": info(text), "result": (field, source_camera)}
+        ui = {**info(text), "vid4d_points": [preview.field_points(field, frame=preview_frame)]}
+        return {"ui": ui, "result": (field, source_camera)}
 
 
 def _vector(name: str, text: str) -> tuple[float, float, float]:

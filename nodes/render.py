@@ -9,7 +9,7 @@ import torch
 from ..py import camera as cam
 from ..py.depth import DepthVideo
 from ..py.render import BACKENDS, render_gaussians
-from . import runtime
+from . import preview, runtime
 from .common import CAMERA_PATH, DEPTH, GAUSSIANS, camera_paths, category, expect, info
 
 LAYOUTS = ["sequence", "grid"]
@@ -21,7 +21,7 @@ class CameraPath:
         "dolly, dolly zoom (the subject at focus_depth keeps its size while the background swells), pan, tilt, roll, truck, "
         "pedestal, zoom, or keyframes (JSON list of {frame, position, look_at | angles, fov}). cameras > 1 makes a rig of "
         "synchronized cameras spread over rig_angle around the subject (multi-camera shooting). The preview shows the path "
-        "from the top and the side."
+        "from the top and the side; the node itself shows it in 3D (drag to orbit, wheel to zoom, scrub to look through the camera at frame t)."
     )
     CATEGORY = category("gaussians")
     FUNCTION = "make"
@@ -50,10 +50,26 @@ class CameraPath:
             },
             "optional": {
                 "source_camera": (CAMERA_PATH, {"tooltip": "the source view (LiftGaussians' source_camera): size, frame count and intrinsics"}),
+                "gaussians": (GAUSSIANS, {"tooltip": "optional, only for the previews: the scene's points are drawn with the path"}),
             },
         }
 
-    def make(self, preset, num_frames, width, height, fov, focus_depth, angle, distance, zoom, elevation, easing, cameras, rig_angle, keyframes, source_camera=None):
+    def make(self, preset, num_frames, width, height, fov, focus_depth, angle, distance, zoom, elevation, easing, cameras, rig_angle, keyframes, source_camera=None, gaussians=None):
+        out, _ = self.build(preset, num_frames, width, height, fov, focus_depth, angle, distance, zoom, elevation, easing, cameras, rig_angle, keyframes, source_camera=source_camera)
+        text = f"{preset}: {len(cam._path_list(out))} camera(s) x {out.num_frames} frames at {out.width}x{out.height}"
+        ui = {**info(text), "vid4d_path": [preview.path_payload(out, focus_depth=focus_depth, text=text)]}
+        points = None
+        if gaussians is not None:
+            points = preview.field_points(expect(gaussians, GAUSSIANS, "gaussians"), frame=0)
+            ui["vid4d_points"] = [points]
+        if source_camera is not None:
+            ui["vid4d_source"] = [preview.source_payload(camera_paths(source_camera, "source_camera")[0])]
+        image = cam.draw_camera_path(out, focus_depth=focus_depth, scene_points=preview.scene_points(points))[None]
+        return {"ui": ui, "result": (out, image)}
+
+    @staticmethod
+    def build(preset, num_frames, width, height, fov, focus_depth, angle, distance, zoom, elevation, easing, cameras, rig_angle, keyframes, source_camera=None):
+        """The node's widgets → (CameraPath or CameraRig, focus_depth); also serves the browser preview (nodes/preview.py)."""
         intrinsics = None
         if source_camera is not None:
             src = camera_paths(source_camera, "source_camera")[0]
@@ -63,6 +79,8 @@ class CameraPath:
             width, height, intrinsics = src.width, src.height, src.intrinsics[0]
         if not (num_frames and width and height):
             raise ValueError("num_frames, width and height must be set (> 0) when no source_camera is connected")
+        if preset not in cam.PRESET_PARAMS:
+            raise ValueError(f"preset: expected one of {', '.join(cam.PRESETS)}, got {preset!r}")
         values = {"angle": angle, "distance": distance, "zoom": zoom, "elevation": elevation, "keyframes": keyframes}
         params = {k: v for k, v in values.items() if k in cam.PRESET_PARAMS[preset]}
         if "keyframes" in params:
@@ -76,9 +94,7 @@ class CameraPath:
             out = cam.CameraRig(cam.camera_rig(cameras, num_frames, width, height, arc_angle=rig_angle, focus_depth=focus_depth, base=base))
         else:
             out = cam.camera_path(preset, num_frames, width, height, **common, **params)
-        preview = cam.draw_camera_path(out, focus_depth=focus_depth)[None]
-        text = f"{preset}: {cameras} camera(s) x {num_frames} frames at {width}x{height}"
-        return {"ui": info(text), "result": (out, preview)}
+        return out, focus_depth
 
 
 def _tile(videos: list[torch.Tensor]) -> torch.Tensor:

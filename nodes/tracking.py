@@ -6,6 +6,7 @@ from ..models.loading import ModelNotFoundError
 from ..py import tracking as trk
 from ..py.checks import check_image
 from . import runtime
+from . import preview as preview3d
 from .common import CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, TRACKS3D, category, depth_input, info, source_intrinsics
 
 DOT_CHECKPOINT = "movi_f_raft_patch_4_alpha.pth"
@@ -56,6 +57,7 @@ class DenseTrack3D:
                 "depth": (DEPTH, {"tooltip": "a Vid4D depth video"}),
                 "depth_image": ("IMAGE", {"tooltip": "a depth map video from any pack"}),
                 "camera": (CAMERA_PATH, {"tooltip": "source camera: only its intrinsics are used"}),
+                "preview_frame": ("INT", {"default": 0, "min": 0, "max": 100_000, "step": 1, "tooltip": "frame whose tracks (with a short trail behind) the node's 3D preview shows (clamped to the last)"}),
             },
         }
 
@@ -64,7 +66,7 @@ class DenseTrack3D:
         # Any name is fine here: a missing file only matters for method dot_raft, where load reports it.
         return True
 
-    def track(self, frames, method, ref_frame, fov, flow_preset, reanchor_every, depth_smoothing, depth_encoding, near, far, weights, preview_grid, depth=None, depth_image=None, camera=None):
+    def track(self, frames, method, ref_frame, fov, flow_preset, reanchor_every, depth_smoothing, depth_encoding, near, far, weights, preview_grid, depth=None, depth_image=None, camera=None, preview_frame=0):
         frames = check_image("frames", frames)
         t, h, w, _ = frames.shape
         video_depth = depth_input(depth, depth_image, depth_encoding, near, far, frames=t, height=h, width=w)
@@ -98,7 +100,8 @@ class DenseTrack3D:
         visible = tracks.visible().float()
         depth_note = "depth sampled at the tracks" if video_depth is not None else "no depth: tracks on the plane z = 1"
         text = f"method {used}: {t} frames {w}x{h}, reference frame {ref_frame}; visible {100 * float(visible.mean()):.1f}%; {depth_note}"
-        return {"ui": info(text), "result": (tracks, preview, visible)}
+        ui = {**info(text), "vid4d_tracks": [preview3d.tracks_payload(tracks, frames, frame=preview_frame)]}
+        return {"ui": ui, "result": (tracks, preview, visible)}
 
 
 NODE_CLASS_MAPPINGS = {"DenseTrack3D": DenseTrack3D}
