@@ -201,3 +201,15 @@ def list_models(kind: str, folders: bool = False) -> list[str]:
 def resolve_model(kind: str, name: str) -> Path:
     """Path of model ``name`` of ``kind``; raises ModelNotFoundError naming the file, folder and source."""
     return loading.resolve_model_path(kind, name, model_dirs(kind))
+
+
+def checkpoint_dirs() -> list[Path]:
+    """ComfyUI's shared ``models/checkpoints`` folders (headless: ``$VID4D_MODELS_DIR/checkpoints``)."""
+    fp = _module("folder_paths")
+    if fp is not None:
+        try:
+            return [Path(p) for p in fp.get_folder_paths("checkpoints")]
+        except KeyError:
+            pass
+    env = os.environ.get("VID4D_MODELS_DIR")
+    return [Path(env).expanduser() / "checkpoints"] if env else []

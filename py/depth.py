@@ -9,6 +9,10 @@ import torch
 from .checks import TensorData, check_image, check_range, check_tensor
 
 DEPTH_KINDS = ("metric", "relative")
+# What the values mean, i.e. which end is near: "depth" is camera z (larger = farther, used as is);
+# "affine_depth" is depth up to an unknown scale and shift (larger = farther, 0 allowed, e.g.
+# ChronoDepth); "disparity" is inverse depth up to scale and shift (larger = nearer).
+VALUE_ENCODINGS = ("depth", "affine_depth", "disparity")
 
 
 @dataclass
@@ -19,11 +23,14 @@ class DepthVideo(TensorData):
         depth: ``[T, H, W]`` float, > 0 where valid.
         kind: ``"metric"`` (metric-like z) or ``"relative"`` (known only up to scale and shift).
         valid: optional ``[T, H, W]`` bool; where False the depth value carries no information.
+        encoding: ``"depth"`` (default: camera z), ``"affine_depth"`` or ``"disparity"`` (see
+            ``VALUE_ENCODINGS``); consumers call :meth:`as_depth` instead of guessing.
     """
 
     depth: torch.Tensor
     kind: str = "relative"
     valid: torch.Tensor | None = None
+    encoding: str = "depth"
 
     def __post_init__(self):
         dims: dict[str, int] = {}
@@ -32,6 +39,10 @@ class DepthVideo(TensorData):
             check_tensor("DepthVideo.valid", self.valid, ("T", "H", "W"), kind="bool", dims=dims)
         if self.kind not in DEPTH_KINDS:
             raise ValueError(f"DepthVideo.kind: expected one of {DEPTH_KINDS}, got {self.kind!r}")
+        if self.encoding not in VALUE_ENCODINGS:
+            raise ValueError(f"DepthVideo.encoding: expected one of {VALUE_ENCODINGS}, got {self.encoding!r}")
+        if self.encoding != "depth" and self.kind != "relative":
+            raise ValueError(f"DepthVideo: encoding {self.encoding!r} is known only up to scale and shift, so kind must be 'relative', got {self.kind!r}")
         values = self.depth if self.valid is None else self.depth[self.valid]
         check_range("DepthVideo.depth", values, low=0.0)
 
@@ -39,12 +50,50 @@ class DepthVideo(TensorData):
     def num_frames(self) -> int:
         return int(self.depth.shape[0])
 
+    @property
+    def near_is(self) -> str:
+        """``"low"`` when small values are near (depth), ``"high"`` when large values are (disparity)."""
+        return "high" if self.encoding == "disparity" else "low"
+
+    def as_depth(self, near: float = 1.0, far: float = 10.0) -> "DepthVideo":
+        """Camera-z depth: itself for ``encoding="depth"``; an affine-invariant video is placed between
+        ``near`` and ``far`` with one mapping for the whole video (its valid min/max → near/far; linear
+        in depth for ``affine_depth``, in inverse depth for ``disparity``)."""
+        if self.encoding == "depth":
+            return self
+        if not 0 < near < far:
+            raise ValueError(f"DepthVideo.as_depth: expected 0 < near < far, got near={near}, far={far}")
+        values = self.depth if self.valid is None else self.depth[self.valid]
+        if values.numel() == 0:
+            raise ValueError("DepthVideo.as_depth: no valid depth values")
+        lo, hi = float(values.min()), float(values.max())
+        g = ((self.depth - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
+        if self.encoding == "disparity":
+            depth = 1.0 / (g / near + (1 - g) / far)
+        else:
+            depth = near + g * (far - near)
+        if self.valid is not None:
+            depth = torch.where(self.valid, depth, torch.zeros_like(depth))
+        return DepthVideo(depth.float(), kind="relative", valid=self.valid, encoding="depth")
+
+    def normalized(self) -> torch.Tensor:
+        """``[T, H, W]`` in 0..1 with near = 1 (as depth packs' grey maps), one mapping for the video."""
+        if self.encoding == "depth":
+            return depth_to_image(self.depth, self.valid)[..., 0]
+        values = self.depth if self.valid is None else self.depth[self.valid]
+        lo, hi = float(values.min()), float(values.max())
+        g = ((self.depth - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
+        g = g if self.encoding == "disparity" else 1 - g
+        return g if self.valid is None else g * self.valid
+
     def to_image(self, near: float | None = None, far: float | None = None) -> torch.Tensor:
         """Grey preview ``[T, H, W, 3]`` in 0..1, near = bright (as depth packs show it).
 
         Normalised in inverse depth between ``near`` and ``far`` (default: the video's own 1st/99th
         percentiles), one mapping for the whole video so it does not flicker. Invalid pixels are black.
         """
+        if self.encoding != "depth":
+            return self.normalized().float().unsqueeze(-1).expand(*self.depth.shape, 3).contiguous()
         return depth_to_image(self.depth, self.valid, near, far)
 
 
@@ -84,3 +133,46 @@ def depth_from_image(image: torch.Tensor, encoding: str = "disparity", near: flo
     else:
         raise ValueError(f"depth_from_image: encoding must be 'disparity', 'depth' or 'metric', got {encoding!r}")
     return DepthVideo(depth.float(), kind="metric" if encoding == "metric" else "relative")
+
+
+# Google's polynomial fit of the Turbo colormap (a lookup small enough to carry here).
+_TURBO = torch.tensor(
+    [
+        [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
+        [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
+        [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
+    ]
+)
+COLORMAPS = ("grey", "turbo")
+
+
+def colorize(values: torch.Tensor, colormap: str = "turbo") -> torch.Tensor:
+    """``[T, H, W]`` in 0..1 → ``[T, H, W, 3]`` RGB (``grey``, or ``turbo``: 0 = dark blue, 1 = dark red)."""
+    if colormap not in COLORMAPS:
+        raise ValueError(f"colormap: expected one of {COLORMAPS}, got {colormap!r}")
+    x = values.float().clamp(0, 1)
+    if colormap == "grey":
+        return x.unsqueeze(-1).expand(*x.shape, 3).contiguous()
+    powers = torch.stack([x**i for i in range(6)], dim=-1)  # [T, H, W, 6]
+    return (powers @ _TURBO.to(x.device).t()).clamp(0, 1)
+
+
+def align_scale_shift(values: torch.Tensor, window: int = 16, overlap: int = 4) -> torch.Tensor:
+    """Temporal consistency for affine-invariant maps ``[T, H, W]`` normalised per clip or per frame.
+
+    The video is cut into chunks of ``window`` frames; each chunk gets the scale and shift (least squares,
+    pixel by pixel) that make its first ``overlap`` frames match the last ``overlap`` aligned frames of
+    the previous chunk (neighbouring frames see nearly the same depth), so a jump in normalisation
+    between chunks is removed while each chunk keeps its own detail.
+    """
+    check_tensor("depth values", values, ("T", "H", "W"))
+    if not 1 <= overlap <= window:
+        raise ValueError(f"align_scale_shift: expected 1 <= overlap <= window, got overlap={overlap}, window={window}")
+    out = values.clone().float()
+    for start in range(window, out.shape[0], window):
+        n = min(overlap, out.shape[0] - start)
+        x, y = values[start : start + n].reshape(-1).float(), out[start - n : start].reshape(-1)
+        design = torch.stack([x, torch.ones_like(x)], dim=1)
+        scale, shift = torch.linalg.lstsq(design, y[:, None]).solution[:, 0]
+        out[start : start + window] = values[start : start + window] * scale + shift
+    return out
