@@ -149,5 +149,47 @@ class Vid4DSaveVideo:
         return {"ui": ui, "result": (str(path),)}
 
 
-NODE_CLASS_MAPPINGS = {"Vid4DLoadVideo": Vid4DLoadVideo, "Vid4DSaveVideo": Vid4DSaveVideo}
-NODE_DISPLAY_NAME_MAPPINGS = {"Vid4DLoadVideo": "Load Video (Vid4D)", "Vid4DSaveVideo": "Save Video (Vid4D)"}
+
+
+class Vid4DStackVideos:
+    DESCRIPTION = (
+        "Two IMAGE videos side by side (or one above the other), e.g. a render before and after a change. The shorter "
+        "one holds its last frame; a different height (width when stacked vertically) is scaled to match."
+    )
+    CATEGORY = category("video")
+    FUNCTION = "stack"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("a next to b, frame by frame",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "a": ("IMAGE", {"tooltip": "left (or top) video"}),
+                "b": ("IMAGE", {"tooltip": "right (or bottom) video"}),
+                "direction": (["horizontal", "vertical"], {"default": "horizontal"}),
+            }
+        }
+
+    def stack(self, a, b, direction):
+        import torch
+        import torch.nn.functional as F
+
+        a, b = check_image("a", a), check_image("b", b)
+        if direction not in ("horizontal", "vertical"):
+            raise ValueError(f"direction: expected 'horizontal' or 'vertical', got {direction!r}")
+        axis = 2 if direction == "horizontal" else 1
+        other = 1 if axis == 2 else 2
+        if b.shape[other] != a.shape[other]:
+            scale = a.shape[other] / b.shape[other]
+            size = (a.shape[1], max(1, round(b.shape[2] * scale))) if axis == 2 else (max(1, round(b.shape[1] * scale)), a.shape[2])
+            b = F.interpolate(b.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False, antialias=True).permute(0, 2, 3, 1).clamp(0, 1)
+        frames = max(a.shape[0], b.shape[0])
+        hold = lambda x: torch.cat([x, x[-1:].expand(frames - x.shape[0], -1, -1, -1)]) if x.shape[0] < frames else x  # noqa: E731
+        out = torch.cat([hold(a), hold(b)], dim=axis)
+        return {"ui": info(f"{frames} frames {out.shape[2]}x{out.shape[1]}"), "result": (out,)}
+
+
+NODE_CLASS_MAPPINGS = {"Vid4DLoadVideo": Vid4DLoadVideo, "Vid4DSaveVideo": Vid4DSaveVideo, "Vid4DStackVideos": Vid4DStackVideos}
+NODE_DISPLAY_NAME_MAPPINGS = {"Vid4DLoadVideo": "Load Video (Vid4D)", "Vid4DSaveVideo": "Save Video (Vid4D)", "Vid4DStackVideos": "Stack Videos (Vid4D)"}

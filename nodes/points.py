@@ -1,0 +1,106 @@
+"""PointRegularizer: PointVid point maps of dense 3D tracks and 3D point regularisation of the tracks."""
+
+from __future__ import annotations
+
+import torch
+
+from ..py import points as pts
+from ..py.checks import check_mask
+from ..py.tracking import Tracks3D
+from . import runtime
+from .common import TRACKS3D, category, expect, info
+
+
+class PointRegularizer:
+    DESCRIPTION = (
+        "PointVid's 3D point regulariser for dense 3D tracks: a robust data term (outliers lose their pull), local "
+        "rigidity over the k nearest neighbours of each point in the reference frame (as-rigid-as-possible, with a rest "
+        "shape estimated from all frames) and temporal smoothness of the deviation from the local rigid fit. Rigid motion "
+        "passes through unchanged; jitter, outliers and tearing are removed before the tracks are lifted into Gaussians. "
+        "Large track sets are solved on max_anchors random points; the other points follow their nearest anchors. Also "
+        "outputs PointVid point maps: foreground-biased samples of the reference frame written at their tracked pixel in "
+        "every frame, xyz normalised per clip to [-1, 1] and shown as colours, with the validity MASK."
+    )
+    CATEGORY = category("tracking")
+    FUNCTION = "regularize"
+    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING")
+    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report")
+    OUTPUT_TOOLTIPS = (
+        "the regularised tracks (positions re-projected with the tracks' intrinsics; visibility unchanged)",
+        "PointVid point map video: xyz in [-1, 1] as colours (r, g, b) = (xyz + 1) / 2, black where no point",
+        "1 where the point map holds a point",
+        "before/after summary: displacement applied, objective, rigidity error",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "tracks": (TRACKS3D, {"tooltip": "dense 3D tracks (DenseTrack3D, Sample Scene)"}),
+                "rigidity": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.05, "round": 0.001, "tooltip": "weight of local rigidity against the data term (0 = off; lower for cloth-like, strongly bending surfaces)"}),
+                "smoothness": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.05, "round": 0.001, "tooltip": "weight of temporal smoothness of the non-rigid part of the motion"}),
+                "k": ("INT", {"default": 8, "min": 1, "max": 64, "step": 1, "tooltip": "neighbours per point, found once in the reference frame"}),
+                "iterations": ("INT", {"default": 20, "min": 0, "max": 500, "step": 1, "tooltip": "solver iterations (0 = leave the tracks as they are)"}),
+                "max_anchors": ("INT", {"default": 12000, "min": 16, "max": 1_000_000, "step": 1, "tooltip": "points solved jointly; the rest follow their nearest anchors (memory and time grow with it)"}),
+                "num_points": ("INT", {"default": 20000, "min": 1, "max": 10_000_000, "step": 1, "tooltip": "point map: how many reference pixels to sample"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1, "tooltip": "anchor and point-map sampling"}),
+                "foreground_bias": ("FLOAT", {"default": 4.0, "min": 1.0, "max": 1000.0, "step": 0.1, "round": 0.01, "tooltip": "point map: sampling density inside the foreground over outside"}),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "foreground on the reference frame for the point map (default: what moves on its own)"}),
+            },
+        }
+
+    def regularize(self, tracks, rigidity, smoothness, k, iterations, max_anchors, num_points, seed, foreground_bias, mask=None):
+        tracks = expect(tracks, TRACKS3D, "tracks")
+        t, h, w = tracks.num_frames, tracks.height, tracks.width
+        fg = None
+        if mask is not None:
+            m = check_mask("mask", mask, height=h, width=w)
+            fg = m[min(tracks.ref_frame, m.shape[0] - 1)]
+        device = runtime.get_device()
+        before = tracks.xyz().reshape(t, -1, 3)
+        vis = tracks.visibility.reshape(t, -1)
+        progress = runtime.Progress(iterations + 1, "regularise points")
+        stats: dict = {}
+        after = pts.regularize_points(
+            before.to(device), vis.to(device), k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations,
+            ref_frame=tracks.ref_frame, max_anchors=max_anchors, seed=seed,
+            progress=progress.callback(), cancel=runtime.check_interrupted, info=stats,
+        ).to(before.device)
+        # Keep points in front of the camera so they project back to finite pixels.
+        z_min = float(before[..., 2][before[..., 2] > 0].min()) * 0.1 if bool((before[..., 2] > 0).any()) else 1e-6
+        after = torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
+        uv, depth = pts.project_points(after, tracks.intrinsics)
+        out = Tracks3D(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame)
+        maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
+        text = _report(before, after, tracks, stats)
+        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text)}
+
+
+def _report(before: torch.Tensor, after: torch.Tensor, tracks: Tracks3D, stats: dict) -> str:
+    seen = tracks.visible().reshape(tracks.num_frames, -1)
+    moved = (after - before).norm(dim=-1)[seen]
+    # Rigidity error on a sample of points (all of them would need N·k pairs): rest lengths are each
+    # pair's median length over the frames, so it measures how much neighbourhoods change shape.
+    gen = torch.Generator().manual_seed(0)
+    n = before.shape[1]
+    sample = torch.randperm(n, generator=gen)[: min(n, 4000)]
+    k = min(8, sample.numel() - 1)
+    lines = [f"{tracks.num_frames} frames, {n} points ({stats.get('anchors', n)} solved, k={stats.get('k', k)})"]
+    if moved.numel():
+        lines.append(f"displacement applied (visible): mean {float(moved.mean()):.4g}, median {float(moved.median()):.4g}, max {float(moved.max()):.4g}")
+    lines.append(f"objective: {stats.get('objective_before', 0.0):.4g} -> {stats.get('objective_after', 0.0):.4g}; outliers down-weighted {100 * stats.get('outlier_fraction', 0.0):.1f}%")
+    if k >= 1:
+        b, a = before[:, sample], after[:, sample]
+        pairs = pts.knn_pairs(b[tracks.ref_frame], k)
+        vis = seen[:, sample]
+        rest = (b[:, pairs[:, 0]] - b[:, pairs[:, 1]]).norm(dim=-1).median(0).values
+        rb = float(pts.rigidity_loss(b, pairs, vis, rest=rest)) ** 0.5
+        ra = float(pts.rigidity_loss(a, pairs, vis, rest=rest)) ** 0.5
+        lines.append(f"rigidity error (rms neighbour-distance change): {rb:.4g} -> {ra:.4g}")
+    return "\n".join(lines)
+
+
+NODE_CLASS_MAPPINGS = {"PointRegularizer": PointRegularizer}
+NODE_DISPLAY_NAME_MAPPINGS = {"PointRegularizer": "Point Regularizer (PointVid)"}
