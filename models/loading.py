@@ -70,7 +70,15 @@ MODEL_KINDS: dict[str, ModelKind] = {
                 ModelFile("CogVideoX-2b/", "https://huggingface.co/THUDM/CogVideoX-2b", "diffusers folder"),
             ),
         ),
-        ModelKind("motion", "SpectralMotion / SoftmaxSplat learned models (spectral-volume motion LDM, feature-pyramid synthesis network)", ()),
+        ModelKind(
+            "motion",
+            "SpectralMotion / SoftmaxSplat learned models (spectral-volume motion LDM, feature-pyramid synthesis network)",
+            (
+                ModelFile("gid_motion.safetensors", "a Vid4D motion LDM you trained (no official weights exist)", "one .safetensors: unet.* freq_attn.* spectral_scales + config in its metadata (README: Motion models)"),
+                ModelFile("generative-image-dynamics/", "https://github.com/fltwr/generative-image-dynamics (trained models link in its README)", "folder: unet_v1.pth, vqvae/ (CompVis/ldm-celebahq-256 vqvae), fft_std.npy (data/labels/)"),
+                ModelFile("gid_synthesis.safetensors", "a Vid4D feature-pyramid synthesis network you trained (no official weights exist)", "one .safetensors: encoder.* decoder.* head.* + config in its metadata (README: Motion models)"),
+            ),
+        ),
     )
 }
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..models.chronodepth import ChronoDepthPipeline
+from ..models.gsdit import GSDiTPipeline
+from ..models.motion import MotionPipeline
+from ..models.synthesis import SynthesisModel
 from ..py.camera import CameraPath, CameraRig
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
@@ -23,6 +27,7 @@ MOTION_TEXTURE = "VID4D_MOTION_TEXTURE"
 DEPTH_MODEL = "VID4D_DEPTH_MODEL"
 GSDIT_MODEL = "VID4D_GSDIT_MODEL"
 MOTION_MODEL = "VID4D_MOTION_MODEL"
+SYNTHESIS_MODEL = "VID4D_SYNTHESIS_MODEL"
 
 SOCKET_TYPES: dict[str, type] = {
     CAMERA_PATH: CameraPath,
@@ -31,6 +36,10 @@ SOCKET_TYPES: dict[str, type] = {
     SPECTRAL_VOLUME: SpectralVolume,
     DEPTH: DepthVideo,
     MOTION_TEXTURE: MotionTexture,
+    MOTION_MODEL: MotionPipeline,
+    GSDIT_MODEL: GSDiTPipeline,
+    DEPTH_MODEL: ChronoDepthPipeline,
+    SYNTHESIS_MODEL: SynthesisModel,
 }
 
 # ComfyUI's own socket types a Vid4D node may use.
@@ -97,7 +106,8 @@ def depth_input(depth=None, depth_image=None, encoding="disparity", near=1.0, fa
     from ..py.depth import depth_from_image
 
     if depth is not None:
-        value = expect(depth, DEPTH, "depth")
+        # Affine-invariant depth/disparity (e.g. VideoDepth's) is placed between near and far as its flag says.
+        value = expect(depth, DEPTH, "depth").as_depth(near, far)
     elif depth_image is not None:
         value = depth_from_image(depth_image, encoding=encoding, near=near, far=far)
     else:

@@ -1,0 +1,491 @@
+"""Softmax splatting (Niklaus & Liu, CVPR 2020) and the pixel-space animation of Generative Image Dynamics.
+
+Written from the paper's definition (the reference CUDA implementation's licence forbids copying it).
+
+Operator, per batch item: every source pixel p moves to q = p + F(p) and is splatted bilinearly to the
+four integer neighbours of q with b = (1-|Δx|)(1-|Δy|); neighbours outside the image are dropped, and a
+source whose target (or metric) is not finite is skipped. Each mode accumulates ``[I·w, w]``:
+
+- ``sum``: w = b, the output is Σ b·I (no normalisation);
+- ``avg``: w = b, output Σ b·I / Σ b;
+- ``linear``: w = b·Z (Z ≥ 0), output Σ b·Z·I / Σ b·Z;
+- ``soft``: w = b·exp(Z - m), output Σ b·e^Z·I / Σ b·e^Z.
+
+Where nothing landed (Σ w = 0) the output is 0 and the hole mask is True.
+
+Numerics. m is the per-batch-item maximum of the finite Z: with it the largest exponent is 0, so exp
+never overflows however large the metric (a plain ``exp(Z)`` overflows float32 at Z > 88). Subtracting
+a constant leaves the normalised softmax unchanged exactly, *because* the ratio is taken without the
+classic ``+ε`` in the denominator: ``num / (den + ε)`` is not shift invariant (ε would in effect be scaled
+by e^m, darkening pixels where the weight is small), and it also darkens pixels covered only by a sliver
+of bilinear weight. So the division is guarded by ``den > 0`` instead, which is exact for every covered
+pixel (a zero-motion splat returns its input). The price of the shift: sources whose metric is more than
+~87 below the maximum underflow to weight 0 in float32 (they become holes) — keep the metric range below
+~80 (the nodes map their weights to ``[0, 20 · strength]``). Computation is float32 (float64 for float64
+inputs, e.g. for ``gradcheck``).
+
+Speed (480×720 on a 2-core CPU, see tests/bench/bench_splat.py): three interchangeable kernels give the
+same result:
+
+- ``scatter``: the four corners, each one ``scatter_add_`` into a channels-first ``[B, C+1, H·W]``
+  buffer. Differentiable; used whenever gradients are needed, for float64, and as the eager fallback.
+- ``compiled``: the same maths as one fused scatter under ``torch.compile``. Optional:
+  ``compile="auto"`` tries it once per process and device type and falls back to eager with one warning;
+  ``VID4D_SPLAT_COMPILE=0`` turns it off.
+- ``sparse``: many channels (≥ :data:`SPARSE_MIN_CHANNELS`, CPU): the splat as a sparse matrix
+  ``[H·W, H·W]`` with four entries per source column, rows sorted by target (CSR), times channels-last
+  features (the int32 sort of the 4·H·W keys is most of its cost, so it loses at few channels).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+MODES = ("soft", "sum", "avg", "linear")
+KERNELS = ("auto", "scatter", "compiled", "sparse")
+CHUNK_ELEMENTS = 1 << 25  # B·4·H·W·(C+1) splatted values per call: bounds the temporaries (~128 MB float32)
+SPARSE_MIN_CHANNELS = 16  # below this the sort of the sparse path costs more than it saves
+WEIGHT_RANGE = 20.0  # metric span the nodes map their weights to (× strength)
+COMPILE_ENV = "VID4D_SPLAT_COMPILE"
+
+
+# ----------------------------------------------------------------------------------------- the operator
+def softmax_splat(
+    input: torch.Tensor,
+    flow: torch.Tensor,
+    metric: torch.Tensor | None = None,
+    mode: str = "soft",
+    *,
+    return_holes: bool = False,
+    kernel: str = "auto",
+    compile="auto",
+):
+    """Forward-warp ``input`` by ``flow`` with softmax splatting (see the module docstring).
+
+    Args:
+        input: ``[B, C, H, W]`` float features/colours of the source frame.
+        flow: ``[B, 2, H, W]`` forward displacement (x, y) in pixels; non-finite entries skip that source.
+        metric: ``[B, 1, H, W]`` importance Z (larger wins); required for ``soft`` and ``linear``
+            (``linear`` needs Z ≥ 0), ignored by ``sum`` and ``avg``. Non-finite Z skips that source.
+        mode: ``soft``, ``sum``, ``avg`` or ``linear``.
+        return_holes: also return the hole mask.
+        kernel: ``auto`` (sparse for ≥ 16 channels on CPU, else compiled when allowed, else scatter), ``scatter``, ``compiled`` or ``sparse`` (same result).
+        compile: for the compiled kernel: ``"auto"`` (try, else eager with a warning once), True
+            (RuntimeError if it fails), False (never; so is ``VID4D_SPLAT_COMPILE=0`` for ``auto``).
+
+    Returns:
+        ``[B, C, H, W]`` in the input's dtype (float32 compute, float64 for float64 inputs); with
+        ``return_holes`` a tuple ``(output, holes [B, 1, H, W] bool)``, True where nothing landed.
+
+    Raises:
+        ValueError: wrong shapes/dtypes, empty tensors, an unknown mode/kernel, a missing metric, a
+            negative metric in ``linear`` mode.
+    """
+    _check_args(input, flow, metric, mode, kernel, compile)
+    b, c, h, w = input.shape
+    dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    x, fl = input.to(dtype), flow.to(dtype)
+    z = metric.to(dtype) if metric is not None and mode in ("soft", "linear") else None
+    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, flow, metric))
+    choice = _pick_kernel(kernel, c, dtype, grad, compile, x.device)
+    per_frame = 4 * h * w * (c + 1)
+    step = max(1, CHUNK_ELEMENTS // per_frame)
+    outs, holes = [], []
+    for i in range(0, b, step):
+        zi = None if z is None else z[i : i + step]
+        out, den = _run_kernel(choice, x[i : i + step], fl[i : i + step], zi, mode, compile)
+        outs.append(out)
+        holes.append(den <= 0)
+    out = (outs[0] if len(outs) == 1 else torch.cat(outs)).to(input.dtype)
+    if return_holes:
+        return out, holes[0] if len(holes) == 1 else torch.cat(holes)
+    return out
+
+
+def splat_holes(flow: torch.Tensor) -> torch.Tensor:
+    """``[B, 2, H, W]`` flow → ``[B, 1, H, W]`` bool, True where no source lands (the ``avg``/``soft`` holes)."""
+    if not isinstance(flow, torch.Tensor) or flow.dim() != 4 or flow.shape[1] != 2 or flow.numel() == 0:
+        raise ValueError(f"flow: expected a non-empty [B, 2, H, W] tensor, got {getattr(flow, 'shape', type(flow).__name__)}")
+    with torch.no_grad():
+        ones = torch.ones_like(flow[:, :1], dtype=torch.float32)
+        return softmax_splat(ones, flow, mode="avg", return_holes=True, kernel="scatter")[1]
+
+
+def splat_weights(motion_texture) -> torch.Tensor:
+    """The paper's W(p) = (1/T) Σ_t ‖F_t(p)‖₂: mean Euclidean motion magnitude (pixels).
+
+    Args:
+        motion_texture: ``[T, H, W, 2]`` displacement, or a :class:`~vid4d.py.spectral.MotionTexture`.
+
+    Returns:
+        ``[H, W]`` float32.
+    """
+    disp = getattr(motion_texture, "displacement", motion_texture)
+    if not isinstance(disp, torch.Tensor) or disp.dim() != 4 or disp.shape[-1] != 2 or disp.numel() == 0:
+        raise ValueError(f"motion_texture: expected a non-empty [T, H, W, 2] displacement, got {getattr(disp, 'shape', type(disp).__name__)}")
+    if not bool(torch.isfinite(disp).all()):
+        raise ValueError("motion_texture: the displacement contains NaN/inf values")
+    total = torch.zeros(disp.shape[1:3], dtype=torch.float32, device=disp.device)
+    for t in range(0, disp.shape[0], 16):  # bounded temporaries for long textures
+        total += torch.linalg.vector_norm(disp[t : t + 16].float(), dim=-1).sum(0)
+    return total / disp.shape[0]
+
+
+def _check_args(input, flow, metric, mode, kernel, compile) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
+    if not (compile is True or compile is False or compile == "auto"):
+        raise ValueError(f"compile: expected 'auto', True or False, got {compile!r}")
+    if not isinstance(input, torch.Tensor) or input.dim() != 4 or not input.is_floating_point():
+        raise ValueError(f"input: expected a float tensor [B, C, H, W], got {getattr(input, 'shape', type(input).__name__)}")
+    if input.numel() == 0:
+        raise ValueError(f"input: is empty (shape {list(input.shape)})")
+    b, _, h, w = input.shape
+    if not isinstance(flow, torch.Tensor) or not flow.is_floating_point() or tuple(flow.shape) != (b, 2, h, w):
+        raise ValueError(f"flow: expected a float tensor [B, 2, H, W] = {[b, 2, h, w]} matching the input, got {getattr(flow, 'shape', type(flow).__name__)}")
+    if flow.device != input.device:
+        raise ValueError(f"flow: on {flow.device} but the input is on {input.device}")
+    if mode in ("soft", "linear"):
+        if metric is None:
+            raise ValueError(f"metric: mode {mode!r} needs a metric [B, 1, H, W] (use mode 'avg' for plain average splatting)")
+    if metric is not None:
+        if not isinstance(metric, torch.Tensor) or not metric.is_floating_point() or tuple(metric.shape) != (b, 1, h, w):
+            raise ValueError(f"metric: expected a float tensor [B, 1, H, W] = {[b, 1, h, w]}, got {getattr(metric, 'shape', type(metric).__name__)}")
+        if metric.device != input.device:
+            raise ValueError(f"metric: on {metric.device} but the input is on {input.device}")
+        if mode == "linear":
+            finite = metric[torch.isfinite(metric)]
+            if finite.numel() and float(finite.min()) < 0:
+                raise ValueError(f"metric: mode 'linear' weights by Z itself, so Z must be >= 0, got minimum {float(finite.min()):.6g}")
+
+
+# -------------------------------------------------------------------------------------------- kernels
+def _corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets and weights of the four bilinear corners: ``idx [B, 4, N]`` int64 and ``w [B, 4, N]``.
+
+    Dropped corners (outside, non-finite source) get index 0 and weight 0.
+    """
+    b, _, h, w = flow.shape
+    n = h * w
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device), torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
+    x = (gx + flow[:, 0]).reshape(b, 1, n)
+    y = (gy + flow[:, 1]).reshape(b, 1, n)
+    ok = torch.isfinite(x) & torch.isfinite(y)
+    if metric is not None:
+        z = metric.reshape(b, 1, n)
+        ok = ok & torch.isfinite(z)
+    # Finite but huge targets would overflow the integer conversion: park them far outside instead.
+    x = torch.where(ok, x.clamp(-2.0, w + 1.0), -2.0)
+    y = torch.where(ok, y.clamp(-2.0, h + 1.0), -2.0)
+    x0, y0 = torch.floor(x).detach(), torch.floor(y).detach()
+    dx = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=flow.dtype, device=flow.device).reshape(1, 4, 1)
+    dy = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=flow.dtype, device=flow.device).reshape(1, 4, 1)
+    xi, yi = x0 + dx, y0 + dy
+    bil = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
+    inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
+    if mode == "soft":
+        zf = torch.where(ok, z, -math.inf)
+        m = zf.amax(dim=2, keepdim=True)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # no finite metric: nothing lands anyway
+        bil = bil * torch.exp(torch.where(ok, z, m) - m)
+    elif mode == "linear":
+        bil = bil * torch.where(ok, z, 0.0)
+    weight = torch.where(inside, bil, 0.0)
+    idx = torch.where(inside, yi * w + xi, 0.0).long()
+    return idx, weight
+
+
+def _normalise(acc: torch.Tensor, mode: str, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``acc [B, C+1, N]`` (Σ I·w, Σ w) → output ``[B, C, N]`` and the weight sum ``[B, 1, N]``."""
+    num, den = acc[:, :c], acc[:, c:]
+    if mode == "sum":
+        return num, den
+    safe = torch.where(den > 0, den, torch.ones_like(den))
+    return torch.where(den > 0, num / safe, torch.zeros_like(num)), den
+
+
+def _splat_scatter(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eager, differentiable: one ``scatter_add_`` per corner into a channels-first buffer."""
+    b, c, h, w = input.shape
+    n = h * w
+    idx, weight = _corners(flow, metric, mode)
+    feats = torch.cat([input.reshape(b, c, n), torch.ones_like(input[:, :1]).reshape(b, 1, n)], dim=1)
+    acc = torch.zeros(b, c + 1, n, dtype=input.dtype, device=input.device)
+    for k in range(4):
+        acc.scatter_add_(2, idx[:, k : k + 1].expand(b, c + 1, n), feats * weight[:, k : k + 1])  # in place: no copies of acc
+    out, den = _normalise(acc, mode, c)
+    return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
+
+
+def _splat_fused(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same maths as one scatter of all four corners: what ``torch.compile`` fuses into one loop
+    (eagerly its ``[B, C+1, 4N]`` temporary makes it slower than :func:`_splat_scatter`)."""
+    b, c, h, w = input.shape
+    n = h * w
+    idx, weight = _corners(flow, metric, mode)
+    feats = torch.cat([input.reshape(b, c, 1, n), torch.ones_like(input[:, :1]).reshape(b, 1, 1, n)], dim=1)
+    vals = (feats * weight[:, None]).reshape(b, c + 1, 4 * n)
+    acc = torch.zeros(b, c + 1, n, dtype=input.dtype, device=input.device)
+    acc = acc.scatter_add(2, idx.reshape(b, 1, 4 * n).expand(b, c + 1, 4 * n), vals)
+    out, den = _normalise(acc, mode, c)
+    return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
+
+
+def _splat_sparse(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse matrix (rows = targets, sorted; 4 entries per source) times channels-last features."""
+    b, c, h, w = input.shape
+    n = h * w
+    idx, weight = _corners(flow, metric, mode)
+    # int32 keys sort about twice as fast as int64 (n < 2^31 always: images are capped far below)
+    keys = idx.transpose(1, 2).reshape(b, 4 * n).int()
+    vals = weight.transpose(1, 2).reshape(b, 4 * n)
+    feats = torch.cat([input, torch.ones_like(input[:, :1])], dim=1).permute(0, 2, 3, 1).reshape(b, n, c + 1)
+    rows = torch.arange(n + 1, dtype=torch.int32, device=input.device)
+    acc = []
+    for i in range(b):  # one sparse product per frame
+        sorted_keys, order = torch.sort(keys[i])
+        crow = torch.searchsorted(sorted_keys, rows, out_int32=True)
+        cols = torch.div(order, 4, rounding_mode="floor").int()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+            mat = torch.sparse_csr_tensor(crow, cols, vals[i][order], (n, n))
+            acc.append((mat @ feats[i]).T)
+    out, den = _normalise(torch.stack(acc), mode, c)
+    return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
+
+
+# ----------------------------------------------------------------------------- choosing and compiling
+_COMPILE_LOCK = threading.Lock()
+_COMPILE_STATE: dict[str, str] = {}  # device type → "compiled" | "failed"
+_COMPILED: dict[str, Callable] = {}
+
+
+def compile_status(device="cpu") -> str:
+    """``untried``, ``compiled`` or ``failed`` for the compiled splat kernel on a device type."""
+    return _COMPILE_STATE.get(torch.device(device).type, "untried")
+
+
+def _compile_allowed(compile) -> bool:
+    if compile is False:
+        return False
+    if compile is True:
+        return True
+    return os.environ.get(COMPILE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device) -> str:
+    if grad or dtype == torch.float64:
+        return "scatter"  # the only path with autograd (and the float64 reference)
+    if kernel != "auto":
+        return kernel
+    # Measured with tests/bench/bench_splat.py (noisy shared 2-core CPU): best runs at C=64 sparse 1.76x the
+    # plain scatter vs compiled 1.12-1.37x; at C=3 compiled 2.4-3.1x, sparse 0.7x.
+    if channels >= SPARSE_MIN_CHANNELS and device.type == "cpu":
+        return "sparse"
+    if _compile_allowed(compile) and compile_status(device) != "failed":
+        return "compiled"
+    return "scatter"
+
+
+def _run_kernel(choice: str, x, fl, z, mode: str, compile) -> tuple[torch.Tensor, torch.Tensor]:
+    if choice == "sparse":
+        return _splat_sparse(x, fl, z, mode)
+    if choice == "compiled" and _compile_allowed(compile) and compile_status(x.device) != "failed":
+        out = _compiled_call(x, fl, z, mode, compile)
+        if out is not None:
+            return out
+    return _splat_scatter(x, fl, z, mode)
+
+
+def _compiled_call(x, fl, z, mode: str, compile):
+    kind = x.device.type
+    with _COMPILE_LOCK:
+        fn = _COMPILED.get(kind)
+        if fn is None:
+            try:
+                fn = _COMPILED[kind] = torch.compile(_splat_fused, dynamic=None)
+            except Exception as err:  # noqa: BLE001 - no compiler on this platform
+                return _compile_failed(kind, err, compile)
+    try:
+        out = fn(x, fl, z, mode)
+    except Exception as err:  # noqa: BLE001 - compile errors surface at the first call
+        if _COMPILE_STATE.get(kind) == "compiled":
+            raise  # it compiled before: a real error, not a compiler problem
+        return _compile_failed(kind, err, compile)
+    _COMPILE_STATE[kind] = "compiled"
+    return out
+
+
+def _compile_failed(kind: str, err: Exception, compile):
+    _COMPILE_STATE[kind] = "failed"
+    _COMPILED.pop(kind, None)
+    if compile is True:
+        raise RuntimeError(f"torch.compile of the splat kernel failed on {kind} ({type(err).__name__}: {err}); use compile='auto' or False") from err
+    warnings.warn(f"vid4d: torch.compile of softmax splatting failed on {kind} ({type(err).__name__}: {err}); running eagerly from now on", RuntimeWarning, stacklevel=3)
+    return None
+
+
+# ------------------------------------------------------------------------------------------ hole fill
+def fill_holes(image: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+    """Pull-push fill: holes take the weighted average of the valid pixels around them, from the
+    finest pyramid level that has any (smooth, no streaks; vectorised per level).
+
+    Args:
+        image: ``[B, C, H, W]``.
+        holes: ``[B, 1, H, W]`` bool (True = fill).
+
+    Returns:
+        ``[B, C, H, W]`` equal to ``image`` outside the holes; 0 where a frame has no valid pixel at all.
+    """
+    if image.dim() != 4 or holes.shape != (image.shape[0], 1, *image.shape[2:]):
+        raise ValueError(f"holes: expected [B, 1, H, W] matching the image {list(image.shape)}, got {list(holes.shape)}")
+    valid = (~holes.bool()).to(image.dtype)
+    if bool(valid.all()):
+        return image
+    levels = [(image * valid, valid)]
+    while min(levels[-1][1].shape[-2:]) > 1:  # push: down to 1 pixel a side
+        v, m = levels[-1]
+        levels.append((F.avg_pool2d(v, 2, ceil_mode=True), F.avg_pool2d(m, 2, ceil_mode=True)))
+    filled = None
+    for v, m in reversed(levels):  # pull: coarse estimates flow into the holes of the finer level
+        colour = torch.where(m > 0, v / m.clamp_min(1e-12), torch.zeros_like(v))
+        if filled is not None:
+            up = F.interpolate(filled, size=v.shape[-2:], mode="bilinear", align_corners=False)
+            alpha = m.clamp(0, 1)
+            colour = colour * alpha + up * (1 - alpha)
+        filled = colour
+    return torch.where(holes.bool(), filled, image)
+
+
+# ------------------------------------------------------------------------------------------ animation
+def render_pyramid(image: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None, levels: int = 1, mode: str = "soft", **kw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pixel-space pyramid splatting (no weights): splat the image at ``levels`` scales (flow resized,
+    vectors rescaled) and fill the holes of each finer level with the next coarser level's render
+    (a coarse splat leaves fewer holes: its pixels cover twice the area).
+
+    Args:
+        image: ``[B, C, H, W]``; flow ``[B, 2, H, W]``; metric ``[B, 1, H, W]`` or None.
+
+    Returns:
+        ``(frames [B, C, H, W], holes [B, 1, H, W], remaining [B, 1, H, W])``: ``holes`` of the
+        full-resolution splat, ``remaining`` where no level had anything.
+    """
+    out, holes = softmax_splat(image, flow, metric, mode, return_holes=True, **kw)
+    h, w = image.shape[-2:]
+    acc = None
+    for level in reversed(range(1, levels)):  # coarsest first; each level patched by the one below it
+        size = (max(1, h >> level), max(1, w >> level))
+        if min(size) < 2:
+            continue
+        coarse, coarse_holes = softmax_splat(*resize_level(image, flow, metric, size), mode, return_holes=True, **kw)
+        if acc is not None:
+            coarse, coarse_holes = _patch(coarse, coarse_holes, *acc)
+        acc = (coarse, coarse_holes)
+    if acc is None:
+        return out, holes, holes
+    filled, remaining = _patch(out, holes, *acc)
+    return filled, holes, remaining
+
+
+def _patch(fine, fine_holes, coarse, coarse_holes):
+    """Fill a level's holes with the upsampled coarser level where that one has a value."""
+    size = fine.shape[-2:]
+    up = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
+    up_holes = F.interpolate(coarse_holes.float(), size=size, mode="nearest") > 0.5
+    use = fine_holes & ~up_holes
+    return torch.where(use, up, fine), fine_holes & up_holes
+
+
+def resize_level(features: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None, size: tuple[int, int]):
+    """Features, flow and metric at another pyramid size: the flow field is resampled and its vectors
+    scaled by the size ratio (x by the width ratio, y by the height ratio)."""
+    h, w = flow.shape[-2:]
+    if features.shape[-2:] != size:
+        features = F.interpolate(features, size=size, mode="area")
+    sx, sy = size[1] / w, size[0] / h
+    fl = F.interpolate(flow, size=size, mode="bilinear", align_corners=False, antialias=size[0] < h)
+    fl = fl * torch.tensor([sx, sy], dtype=fl.dtype, device=fl.device).reshape(1, 2, 1, 1)
+    z = None if metric is None else F.interpolate(metric, size=size, mode="bilinear", align_corners=False, antialias=size[0] < h)
+    return features, fl, z
+
+
+def animate(
+    image: torch.Tensor,
+    displacement: torch.Tensor,
+    metric: torch.Tensor | None = None,
+    *,
+    mode: str = "soft",
+    levels: int = 1,
+    fill: bool = True,
+    synthesis=None,
+    chunk_frames: int = 8,
+    progress: Callable[[int], None] | None = None,
+    cancel: Callable[[], None] | None = None,
+    compile="auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Animate a still image with a motion texture, a chunk of frames at a time.
+
+    Args:
+        image: ``[H, W, 3]`` float (0..1) on the compute device.
+        displacement: ``[T, H, W, 2]`` F_t in pixels (any device: chunks are moved to the image's).
+        metric: ``[H, W]`` softmax importance Z (e.g. ``WEIGHT_RANGE · strength · W / max W``); None
+            splats with ``avg``.
+        mode: splatting mode when a metric is given.
+        levels: pixel-space pyramid levels (holes of a level filled from the coarser ones; 1 = plain).
+        fill: pull-push fill of the remaining holes (pixel-space path only).
+        synthesis: a :class:`~vid4d.models.synthesis.SynthesisModel`: feature-pyramid rendering instead of
+            the pixel-space path (the image is encoded once; ``levels`` and ``fill`` are then unused).
+        chunk_frames: frames splatted per call (memory grows with this, not with T).
+        progress: ``fn(frames_done)`` after every chunk; cancel: called before each chunk (may raise).
+
+    Returns:
+        ``(frames [T, H, W, 3] float32 in 0..1, holes [T, H, W] bool)`` on the image's device; holes are
+        where nothing landed in the full-resolution splat (before any filling).
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[-1] != 3 or image.numel() == 0:
+        raise ValueError(f"image: expected a non-empty [H, W, 3] tensor, got {getattr(image, 'shape', type(image).__name__)}")
+    h, w = image.shape[:2]
+    if not isinstance(displacement, torch.Tensor) or displacement.dim() != 4 or displacement.shape[-1] != 2 or displacement.shape[0] == 0:
+        raise ValueError(f"displacement: expected [T, H, W, 2], got {getattr(displacement, 'shape', type(displacement).__name__)}")
+    if tuple(displacement.shape[1:3]) != (h, w):
+        raise ValueError(f"displacement: is {displacement.shape[2]}x{displacement.shape[1]} but the image is {w}x{h}; resize the motion texture or the image")
+    if metric is not None and tuple(metric.shape) != (h, w):
+        raise ValueError(f"metric: expected [H, W] = [{h}, {w}], got {list(metric.shape)}")
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames: expected >= 1, got {chunk_frames}")
+    device = image.device
+    src = image.float().permute(2, 0, 1)[None]
+    z = None if metric is None else metric.float().to(device)[None, None]
+    splat_mode = mode if z is not None else "avg"
+    features = synthesis.encode(src) if synthesis is not None else None
+    t_total = displacement.shape[0]
+    frames = torch.empty(t_total, h, w, 3, dtype=torch.float32, device=device)
+    holes = torch.empty(t_total, h, w, dtype=torch.bool, device=device)
+    with torch.no_grad():
+        for t0 in range(0, t_total, chunk_frames):
+            if cancel is not None:
+                cancel()
+            flow = displacement[t0 : t0 + chunk_frames].to(device=device, dtype=torch.float32).permute(0, 3, 1, 2)
+            n = flow.shape[0]
+            zi = None if z is None else z.expand(n, -1, -1, -1)
+            if synthesis is not None:
+                out = synthesis.render(features, flow, zi, compile=compile)
+                hole = splat_holes(flow)
+            else:
+                out, hole, remaining = render_pyramid(src.expand(n, -1, -1, -1), flow, zi, levels, splat_mode, compile=compile)
+                if fill:
+                    out = fill_holes(out, remaining)
+            frames[t0 : t0 + n] = out.clamp(0, 1).permute(0, 2, 3, 1)
+            holes[t0 : t0 + n] = hole[:, 0]
+            if progress is not None:
+                progress(t0 + n)
+    return frames, holes
