@@ -14,7 +14,7 @@ from vid4d.py import video as vio
 from conftest import ROOT, tiny_workflow_overrides
 
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-SMALL = {"Vid4DSampleScene": {"num_frames": 6, "width": 64, "height": 48}, **tiny_workflow_overrides()}
+SMALL = {"Vid4DSampleScene": {"num_frames": 6, "width": 64, "height": 48}, "SpectralMotion": {"num_frames": 8, "num_freqs": 4, "fps": 4.0}, **tiny_workflow_overrides()}
 
 
 def test_there_is_a_demo_workflow():
