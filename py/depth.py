@@ -106,7 +106,8 @@ def depth_to_image(depth: torch.Tensor, valid: torch.Tensor | None = None, near:
     if sample.numel() == 0:
         return torch.zeros(*depth.shape, 3)
     if sample.numel() > 1_000_000:
-        sample = sample[torch.linspace(0, sample.numel() - 1, 1_000_000, device=sample.device).long()]
+        # Integer strides: a float32 linspace rounds its last index up to numel() past ~16M values.
+        sample = sample[torch.arange(1_000_000, device=sample.device) * (sample.numel() - 1) // 999_999]
     lo = 1.0 / far if far else float(torch.quantile(sample.float(), 0.01))
     hi = 1.0 / near if near else float(torch.quantile(sample.float(), 0.99))
     grey = ((inv - lo) / max(hi - lo, 1e-12)).clamp(0, 1) * valid

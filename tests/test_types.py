@@ -141,3 +141,13 @@ def test_depth_video_and_image_conversions():
     with pytest.raises(ValueError, match="IMAGE"):
         depth_from_image(torch.rand(4, 5))
     assert depth_to_image(torch.zeros(1, 2, 2)).abs().sum() == 0
+
+
+def test_depth_preview_of_a_long_full_size_video():
+    # 49 x 480 x 720 values: a float32 linspace of sample indices used to round its last one past the end.
+    from vid4d.py.depth import depth_to_image
+
+    depth = torch.linspace(1.0, 9.0, 49 * 480 * 720).reshape(49, 480, 720)
+    image = depth_to_image(depth)
+    assert image.shape == (49, 480, 720, 3)
+    assert float(image[0, 0, 0, 0]) == 1.0 and float(image[-1, -1, -1, 0]) == 0.0
