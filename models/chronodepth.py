@@ -228,6 +228,9 @@ class ChronoDepthPipeline:
             raise ValueError(f"frames: expected a [T, H, W, 3] tensor, got {getattr(frames, 'shape', type(frames).__name__)}")
         if frames.shape[0] == 0:
             raise ValueError("frames: the video has no frames")
+        if frames.shape[0] == 1:
+            # A window of one frame has no temporal context: the video prior is what ChronoDepth adds.
+            raise ValueError("frames: ChronoDepth is a video depth model and needs at least 2 frames; for a single image use a per-image depth node (e.g. Depth Anything) and Vid4DDepthFromImage")
         if mode not in WINDOW_MODES:
             raise ValueError(f"mode: expected one of {WINDOW_MODES}, got {mode!r}")
         if num_steps < 1 or decode_chunk < 1:

@@ -183,9 +183,10 @@ def _corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str) -> tupl
     if metric is not None:
         z = metric.reshape(b, 1, n)
         ok = ok & torch.isfinite(z)
-    # Finite but huge targets would overflow the integer conversion: park them far outside instead.
-    x = torch.where(ok, x.clamp(-2.0, w + 1.0), -2.0)
-    y = torch.where(ok, y.clamp(-2.0, h + 1.0), -2.0)
+    # Non-finite sources are parked outside. Finite but huge targets need no clamp: their corners fail the
+    # `inside` test, and the index is masked before the integer conversion (a clamp here costs ~25% compiled).
+    x = torch.where(ok, x, -2.0)
+    y = torch.where(ok, y, -2.0)
     x0, y0 = torch.floor(x).detach(), torch.floor(y).detach()
     dx = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=flow.dtype, device=flow.device).reshape(1, 4, 1)
     dy = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=flow.dtype, device=flow.device).reshape(1, 4, 1)
@@ -227,40 +228,53 @@ def _splat_scatter(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.
 
 
 def _splat_fused(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same maths as one scatter of all four corners: what ``torch.compile`` fuses into one loop
-    (eagerly its ``[B, C+1, 4N]`` temporary makes it slower than :func:`_splat_scatter`)."""
+    """The lean formulation ``torch.compile`` turns into fused loops: the corner maths inlined and four
+    out-of-place ``scatter_add`` (one big ``[B, C+1, 4N]`` scatter, or in-place ones, compile ~2x slower here)."""
     b, c, h, w = input.shape
     n = h * w
     idx, weight = _corners(flow, metric, mode)
-    feats = torch.cat([input.reshape(b, c, 1, n), torch.ones_like(input[:, :1]).reshape(b, 1, 1, n)], dim=1)
-    vals = (feats * weight[:, None]).reshape(b, c + 1, 4 * n)
+    feats = torch.cat([input.reshape(b, c, n), torch.ones_like(input[:, :1]).reshape(b, 1, n)], dim=1)
     acc = torch.zeros(b, c + 1, n, dtype=input.dtype, device=input.device)
-    acc = acc.scatter_add(2, idx.reshape(b, 1, 4 * n).expand(b, c + 1, 4 * n), vals)
+    for k in range(4):
+        acc = acc.scatter_add(2, idx[:, k : k + 1].expand(b, c + 1, n), feats * weight[:, k : k + 1])
     out, den = _normalise(acc, mode, c)
     return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
 
 
 def _splat_sparse(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sparse matrix (rows = targets, sorted; 4 entries per source) times channels-last features."""
+    """Sparse matrix (rows = targets, sorted; 4 entries per source) times channels-last features.
+
+    Frame by frame, and normalised while still channels-last: the output is a ``[B, C, H, W]`` view of a
+    channels-last buffer (transposing back to channels-first would cost as much as the product).
+    """
     b, c, h, w = input.shape
     n = h * w
     idx, weight = _corners(flow, metric, mode)
     # int32 keys sort about twice as fast as int64 (n < 2^31 always: images are capped far below)
     keys = idx.transpose(1, 2).reshape(b, 4 * n).int()
     vals = weight.transpose(1, 2).reshape(b, 4 * n)
-    feats = torch.cat([input, torch.ones_like(input[:, :1])], dim=1).permute(0, 2, 3, 1).reshape(b, n, c + 1)
     rows = torch.arange(n + 1, dtype=torch.int32, device=input.device)
-    acc = []
+    out = torch.empty(b, h, w, c, dtype=input.dtype, device=input.device)
+    den = torch.empty(b, 1, h, w, dtype=input.dtype, device=input.device)
+    acc = torch.empty(n, c + 1, dtype=input.dtype, device=input.device)
+    feats = torch.empty(n, c + 1, dtype=input.dtype, device=input.device)  # row-major: MKL's sparse path needs it
+    feats[:, c] = 1
     for i in range(b):  # one sparse product per frame
         sorted_keys, order = torch.sort(keys[i])
         crow = torch.searchsorted(sorted_keys, rows, out_int32=True)
         cols = torch.div(order, 4, rounding_mode="floor").int()
+        feats[:, :c] = input[i].permute(1, 2, 0).reshape(n, c)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
             mat = torch.sparse_csr_tensor(crow, cols, vals[i][order], (n, n))
-            acc.append((mat @ feats[i]).T)
-    out, den = _normalise(torch.stack(acc), mode, c)
-    return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
+            # addmm into a preallocated buffer (beta = 0 ignores its contents) takes MKL's sparse path
+            # without the output copies of `mat @ feats`: several times faster for the product here.
+            torch.addmm(acc, mat, feats, beta=0, out=acc)
+        d = acc[:, c:]
+        den[i, 0] = d.reshape(h, w)
+        scale = torch.ones_like(d) if mode == "sum" else torch.where(d > 0, 1 / torch.where(d > 0, d, torch.ones_like(d)), torch.zeros_like(d))
+        torch.mul(acc[:, :c], scale, out=out[i].view(n, c))
+    return out.permute(0, 3, 1, 2), den
 
 
 # ----------------------------------------------------------------------------- choosing and compiling
@@ -287,8 +301,8 @@ def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device)
         return "scatter"  # the only path with autograd (and the float64 reference)
     if kernel != "auto":
         return kernel
-    # Measured with tests/bench/bench_splat.py (noisy shared 2-core CPU): best runs at C=64 sparse 1.76x the
-    # plain scatter vs compiled 1.12-1.37x; at C=3 compiled 2.4-3.1x, sparse 0.7x.
+    # Measured with tests/bench/bench_splat.py on a quiet 2-core CPU: at C=64 sparse 1.5-2.0x the plain
+    # scatter, compiled ~0.95x; at C=3 compiled 2.2-2.4x, sparse 0.3x.
     if channels >= SPARSE_MIN_CHANNELS and device.type == "cpu":
         return "sparse"
     if _compile_allowed(compile) and compile_status(device) != "failed":

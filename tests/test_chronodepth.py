@@ -45,13 +45,13 @@ def test_both_layouts_load_the_same_model_and_give_depth(pipes):
     assert a.near_is == "low"
 
 
-def test_deterministic_per_seed_and_one_frame(pipes):
+def test_deterministic_per_seed_and_one_frame_refused(pipes):
     pipe = pipes["folder"]
     frames = _video(2)
     d0, d0b, d1 = pipe(frames, num_steps=1, seed=0), pipe(frames, num_steps=1, seed=0), pipe(frames, num_steps=1, seed=1)
     assert torch.equal(d0, d0b) and not torch.equal(d0, d1)
-    one = pipe(frames[:1], num_steps=1)
-    assert one.shape == (1, 64, 64) and torch.isfinite(one).all()
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        pipe(frames[:1], num_steps=1)
 
 
 def test_per_frame_timesteps_reach_the_unet(pipes):
