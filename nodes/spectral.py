@@ -17,7 +17,7 @@ class SpectralMotion:
         "temporal Fourier terms of every pixel's displacement (Generative Image Dynamics). procedural: a seeded 'motion brush' "
         "inside the mask (no weights): a main direction, an amplitude in pixels, a frequency band and a coherence length. "
         "from_video: the motion of every pixel of the video's first frame (dense flow tracking), optionally without the camera's "
-        "motion, applied to the image. model: predicted from the image by a motion LDM (Vid4D Motion Model Loader). transfer: "
+        "motion, applied to the image. model: predicted from the image by a motion LDM (Motion Model Loader (Vid4D)). transfer: "
         "apply a spectral volume from another SpectralMotion. Outputs the volume, a motion texture of num_frames at fps "
         "(seamlessly looping with loop on), the amplitude of every frequency and the motion as a flow colour video."
     )
@@ -55,7 +55,7 @@ class SpectralMotion:
             "optional": {
                 "video": ("IMAGE", {"tooltip": "from_video: the video whose first frame's motion is measured"}),
                 "mask": ("MASK", {"tooltip": "procedural: where the brush paints; other modes: motion only inside it"}),
-                "model": (MOTION_MODEL, {"tooltip": "model: a motion model from Vid4D Motion Model Loader"}),
+                "model": (MOTION_MODEL, {"tooltip": "model: a motion model from Motion Model Loader (Vid4D)"}),
                 "spectral_volume": (SPECTRAL_VOLUME, {"tooltip": "transfer: a spectral volume to apply to this image (resized, vectors rescaled)"}),
             },
         }
@@ -84,7 +84,7 @@ class SpectralMotion:
             lines.append(f"from_video: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}" + (", camera motion removed" if remove_camera_motion else ""))
         elif mode == "model":
             if model is None:
-                raise ValueError("mode model needs the 'model' input: connect a Vid4D Motion Model Loader")
+                raise ValueError("mode model needs the 'model' input: connect a Motion Model Loader (Vid4D)")
             pipe = expect(model, MOTION_MODEL, "model")
             progress = runtime.Progress(steps, "spectral volume: sampling")
             volume = pipe(still.to(pipe.device), num_steps=steps, seed=seed, progress=progress.callback())
@@ -146,4 +146,4 @@ class Vid4DMotionModelLoader:
 
 
 NODE_CLASS_MAPPINGS = {"SpectralMotion": SpectralMotion, "Vid4DMotionModelLoader": Vid4DMotionModelLoader}
-NODE_DISPLAY_NAME_MAPPINGS = {"SpectralMotion": "Spectral Motion (Generative Image Dynamics)", "Vid4DMotionModelLoader": "Vid4D Motion Model Loader"}
+NODE_DISPLAY_NAME_MAPPINGS = {"SpectralMotion": "Spectral Motion (Generative Image Dynamics)", "Vid4DMotionModelLoader": "Motion Model Loader (Vid4D)"}

@@ -25,7 +25,7 @@ class SoftmaxSplat:
         "with the larger weight wins (moving things in front with motion_magnitude, the paper's choice; nearer ones with "
         "depth; your own grey map with custom). Without a synthesis model it renders in pixel space, filling the holes of "
         "each pyramid level from the coarser ones and the rest by pull-push, so the video is always usable; with a "
-        "synthesis model (Vid4D Synthesis Model Loader) it splats the model's feature pyramid and decodes the frames."
+        "synthesis model (Synthesis Model Loader (Vid4D)) it splats the model's feature pyramid and decodes the frames."
     )
     CATEGORY = category("dynamics")
     FUNCTION = "render"
@@ -74,7 +74,7 @@ class SoftmaxSplat:
             from ..models.synthesis import SynthesisModel
 
             if not isinstance(synthesis_model, SynthesisModel):
-                raise ValueError(f"input 'synthesis_model': expected a {SYNTHESIS_MODEL}, got {type(synthesis_model).__name__}; connect a Vid4D Synthesis Model Loader")
+                raise ValueError(f"input 'synthesis_model': expected a {SYNTHESIS_MODEL}, got {type(synthesis_model).__name__}; connect a Synthesis Model Loader (Vid4D)")
             model = synthesis_model
         progress = runtime.Progress(texture.num_frames, "softmax splat")
         frames, holes = splat.animate(
@@ -152,4 +152,4 @@ class Vid4DSynthesisModelLoader:
 
 
 NODE_CLASS_MAPPINGS = {"SoftmaxSplat": SoftmaxSplat, "Vid4DSynthesisModelLoader": Vid4DSynthesisModelLoader}
-NODE_DISPLAY_NAME_MAPPINGS = {"SoftmaxSplat": "Softmax Splat (animate image)", "Vid4DSynthesisModelLoader": "Vid4D Synthesis Model Loader"}
+NODE_DISPLAY_NAME_MAPPINGS = {"SoftmaxSplat": "Softmax Splat (animate image)", "Vid4DSynthesisModelLoader": "Synthesis Model Loader (Vid4D)"}
