@@ -214,31 +214,31 @@ def _normalise(acc: torch.Tensor, mode: str, c: int) -> tuple[torch.Tensor, torc
     return torch.where(den > 0, num / safe, torch.zeros_like(num)), den
 
 
-def _splat_scatter(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager, differentiable: one ``scatter_add_`` per corner into a channels-first buffer."""
+def _splat_scatter(input, flow, metric, mode: str, in_place: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``scatter_add`` per corner into a channels-first ``[B, C+1, N]`` buffer; differentiable.
+
+    Eagerly in place (no copies of the buffer). ``in_place=False`` is the lean formulation that
+    ``torch.compile`` turns into fused loops (in-place scatters, or one ``[B, C+1, 4N]`` scatter, compile
+    about 2x slower here): see :func:`_splat_fused`.
+    """
     b, c, h, w = input.shape
     n = h * w
     idx, weight = _corners(flow, metric, mode)
     feats = torch.cat([input.reshape(b, c, n), torch.ones_like(input[:, :1]).reshape(b, 1, n)], dim=1)
     acc = torch.zeros(b, c + 1, n, dtype=input.dtype, device=input.device)
     for k in range(4):
-        acc.scatter_add_(2, idx[:, k : k + 1].expand(b, c + 1, n), feats * weight[:, k : k + 1])  # in place: no copies of acc
+        index, values = idx[:, k : k + 1].expand(b, c + 1, n), feats * weight[:, k : k + 1]
+        if in_place:
+            acc.scatter_add_(2, index, values)
+        else:
+            acc = acc.scatter_add(2, index, values)
     out, den = _normalise(acc, mode, c)
     return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
 
 
 def _splat_fused(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The lean formulation ``torch.compile`` turns into fused loops: the corner maths inlined and four
-    out-of-place ``scatter_add`` (one big ``[B, C+1, 4N]`` scatter, or in-place ones, compile ~2x slower here)."""
-    b, c, h, w = input.shape
-    n = h * w
-    idx, weight = _corners(flow, metric, mode)
-    feats = torch.cat([input.reshape(b, c, n), torch.ones_like(input[:, :1]).reshape(b, 1, n)], dim=1)
-    acc = torch.zeros(b, c + 1, n, dtype=input.dtype, device=input.device)
-    for k in range(4):
-        acc = acc.scatter_add(2, idx[:, k : k + 1].expand(b, c + 1, n), feats * weight[:, k : k + 1])
-    out, den = _normalise(acc, mode, c)
-    return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
+    """What the ``compiled`` kernel compiles (same maths as :func:`_splat_scatter`)."""
+    return _splat_scatter(input, flow, metric, mode, in_place=False)
 
 
 def _splat_sparse(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:

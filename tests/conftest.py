@@ -119,3 +119,12 @@ def tiny_workflow_overrides() -> dict:
         for node, values in getattr(module, "WORKFLOW_OVERRIDES", {}).items():
             merged.setdefault(node, {}).update(values)
     return merged
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Many small tensor ops (the point regulariser) run several times faster on one thread on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

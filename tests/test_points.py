@@ -10,13 +10,7 @@ from vid4d.py.camera import intrinsics_from_fov
 from vid4d.py.tracking import Tracks3D
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The solver is many small tensor ops: on a shared 2-core machine one thread is several times faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rotation(axis, angle):

@@ -12,12 +12,7 @@ from vid4d.py.tracking import Tracks3D
 ARGS = dict(rigidity=1.0, smoothness=1.0, k=8, iterations=8, max_anchors=400, num_points=300, seed=0, foreground_bias=4.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
