@@ -98,6 +98,8 @@ def preview_entry(path: Path, subfolder: str) -> dict:
 
 # ---------------------------------------------------------------- inputs several nodes share
 DEPTH_ENCODINGS = ["disparity", "depth", "metric"]
+NEAR_TOOLTIP = "scene depth of the nearest value: a depth_image is mapped between near and far, and so is a VID4D_DEPTH flagged affine depth or disparity (VideoDepth); a VID4D_DEPTH that already holds camera depth ignores it"
+FAR_TOOLTIP = "scene depth of the farthest value of a relative depth (as for near)"
 
 
 def depth_input(depth=None, depth_image=None, encoding="disparity", near=1.0, far=10.0, frames: int | None = None, height: int | None = None, width: int | None = None) -> DepthVideo | None:

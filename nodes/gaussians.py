@@ -8,7 +8,7 @@ from ..py import gaussians as gs
 from ..py.camera import EASINGS, CameraPath
 from ..py.checks import check_image, check_mask
 from . import preview, runtime
-from .common import CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
+from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
 
 SOURCES = ["auto", "tracks", "depth_video", "first_frame"]
 
@@ -39,8 +39,8 @@ class LiftGaussians:
                 "edge_threshold": ("FLOAT", {"default": 0.1, "min": 0.001, "max": 10.0, "step": 0.01, "round": 0.001, "tooltip": "relative depth jump that counts as a discontinuity"}),
                 "color_mode": (list(gs.COLOR_MODES), {"default": "reference", "tooltip": "tracks: colour from the reference frame, or sampled in every frame"}),
                 "depth_encoding": (DEPTH_ENCODINGS, {"default": "disparity", "tooltip": "how to read depth_image: disparity (near = bright), depth (near = dark, relative) or metric"}),
-                "near": ("FLOAT", {"default": 1.0, "min": 0.001, "max": 1e5, "step": 0.01, "round": 0.001, "tooltip": "depth of the nearest value in depth_image"}),
-                "far": ("FLOAT", {"default": 10.0, "min": 0.002, "max": 1e6, "step": 0.01, "round": 0.001, "tooltip": "depth of the farthest value in depth_image"}),
+                "near": ("FLOAT", {"default": 1.0, "min": 0.001, "max": 1e5, "step": 0.01, "round": 0.001, "tooltip": NEAR_TOOLTIP}),
+                "far": ("FLOAT", {"default": 10.0, "min": 0.002, "max": 1e6, "step": 0.01, "round": 0.001, "tooltip": FAR_TOOLTIP}),
             },
             "optional": {
                 "tracks": (TRACKS3D, {"tooltip": "dense 3D tracks (DenseTrack3D, Sample Scene)"}),

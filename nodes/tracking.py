@@ -7,7 +7,7 @@ from ..py import tracking as trk
 from ..py.checks import check_image
 from . import runtime
 from . import preview as preview3d
-from .common import CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, TRACKS3D, category, depth_input, info, source_intrinsics
+from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, TRACKS3D, category, depth_input, info, source_intrinsics
 
 DOT_CHECKPOINT = "movi_f_raft_patch_4_alpha.pth"
 PRESETS = ["medium", "fast", "ultrafast"]
@@ -48,8 +48,8 @@ class DenseTrack3D:
                 "reanchor_every": ("INT", {"default": 4, "min": 0, "max": 1000, "step": 1, "tooltip": "re-anchor the chain against direct flow from the reference every n frames (0 = never)"}),
                 "depth_smoothing": ("INT", {"default": 0, "min": 0, "max": 64, "step": 1, "tooltip": "temporal smoothing window of each track's depth (frames, 0 = off)"}),
                 "depth_encoding": (DEPTH_ENCODINGS, {"default": "disparity", "tooltip": "how to read depth_image"}),
-                "near": ("FLOAT", {"default": 1.0, "min": 0.001, "max": 1e5, "step": 0.01, "round": 0.001}),
-                "far": ("FLOAT", {"default": 10.0, "min": 0.002, "max": 1e6, "step": 0.01, "round": 0.001}),
+                "near": ("FLOAT", {"default": 1.0, "min": 0.001, "max": 1e5, "step": 0.01, "round": 0.001, "tooltip": NEAR_TOOLTIP}),
+                "far": ("FLOAT", {"default": 10.0, "min": 0.002, "max": 1e6, "step": 0.01, "round": 0.001, "tooltip": FAR_TOOLTIP}),
                 "weights": (_weights_choices(), {"default": DOT_CHECKPOINT, "tooltip": "DOT refiner weights (models/vid4d/tracking/)"}),
                 "preview_grid": ("INT", {"default": 16, "min": 4, "max": 256, "step": 1, "tooltip": "spacing of the tracks drawn in the preview (pixels)"}),
             },
