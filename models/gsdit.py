@@ -267,14 +267,14 @@ def _load(path: Path, device, dtype, offload, components, vae_tiling, vae_slicin
         folder = Path(components)
         _require_parts(folder, ("vae", "text_encoder", "tokenizer", "scheduler"))
         transformer = _single_file_transformer(path, folder, dtype)
-    vae = AutoencoderKLCogVideoX.from_pretrained(folder / "vae", torch_dtype=dtype)
+    vae = AutoencoderKLCogVideoX.from_pretrained(folder / "vae", torch_dtype=dtype, local_files_only=True)
     check_channels(int(transformer.patch_embed.proj.weight.shape[1]), int(vae.config.latent_channels), int(transformer.config.out_channels), path)
     if vae_tiling:
         vae.enable_tiling()
     if vae_slicing:
         vae.enable_slicing()
-    text_encoder = T5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=dtype)
-    tokenizer = T5Tokenizer.from_pretrained(folder / "tokenizer")
+    text_encoder = T5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=dtype, local_files_only=True)
+    tokenizer = T5Tokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
     sched_file = folder / "scheduler" / "scheduler_config.json"
     if not sched_file.is_file():
         raise ModelNotFoundError(f"scheduler/scheduler_config.json missing in {folder}")
@@ -300,7 +300,7 @@ def _folder_transformer(folder: Path, dtype, in_channels: int):
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
     if config and int(config.get("in_channels", in_channels)) != in_channels:
         raise CheckpointFormatError(f"{folder}: config.json says in_channels {config.get('in_channels')} but patch_embed.proj.weight has {in_channels}")
-    return CogVideoXTransformer3DModel.from_pretrained(folder, torch_dtype=dtype)
+    return CogVideoXTransformer3DModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
 
 
 def _single_file_transformer(path: Path, components: Path, dtype):

@@ -32,6 +32,8 @@ the model's own statistics, and returned as a :class:`py.spectral.SpectralVolume
 
 from __future__ import annotations
 
+import abc
+
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -183,7 +185,7 @@ def _resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x * 2 - 1
 
 
-class MotionPipeline:
+class MotionPipeline(abc.ABC):
     """A loaded motion model (the ``VID4D_MOTION_MODEL`` handle): ``pipe(image) -> SpectralVolume``.
 
     Attributes: ``name``, ``layout`` (``"vid4d"`` or ``"community"``), ``num_freqs``, ``period``,
@@ -206,15 +208,15 @@ class MotionPipeline:
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, {self.layout}, K={self.num_freqs}, period={self.period}, latent={self.latent_size})"
 
-    # Layout-specific parts.
-    def _condition(self, image: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    # Layout-specific parts (Vid4DMotionPipeline, CommunityMotionPipeline).
+    @abc.abstractmethod
+    def _condition(self, image: torch.Tensor) -> torch.Tensor: ...
 
-    def _predict(self, latents: torch.Tensor, cond: torch.Tensor, t) -> torch.Tensor:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _predict(self, latents: torch.Tensor, cond: torch.Tensor, t) -> torch.Tensor: ...
 
-    def _decode(self, latents: torch.Tensor) -> SpectralVolume:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _decode(self, latents: torch.Tensor) -> SpectralVolume: ...
 
     latent_channels = SLICE_CHANNELS
 
