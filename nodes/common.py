@@ -12,6 +12,7 @@ from ..models.synthesis import SynthesisModel
 from ..py.camera import CameraPath, CameraRig
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
+from ..py.render import RenderedVideo
 from ..py.spectral import MotionTexture, SpectralVolume
 from ..py.tracking import Tracks3D
 from . import runtime
@@ -23,6 +24,7 @@ GAUSSIANS = "VID4D_GAUSSIANS"
 SPECTRAL_VOLUME = "VID4D_SPECTRAL_VOLUME"
 DEPTH = "VID4D_DEPTH"
 MOTION_TEXTURE = "VID4D_MOTION_TEXTURE"
+RENDER = "VID4D_RENDER"
 # Model handles made by the *ModelLoader nodes (issue owners add their class to SOCKET_TYPES below).
 DEPTH_MODEL = "VID4D_DEPTH_MODEL"
 GSDIT_MODEL = "VID4D_GSDIT_MODEL"
@@ -36,6 +38,7 @@ SOCKET_TYPES: dict[str, type] = {
     SPECTRAL_VOLUME: SpectralVolume,
     DEPTH: DepthVideo,
     MOTION_TEXTURE: MotionTexture,
+    RENDER: RenderedVideo,
     MOTION_MODEL: MotionPipeline,
     GSDIT_MODEL: GSDiTPipeline,
     DEPTH_MODEL: ChronoDepthPipeline,

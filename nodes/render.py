@@ -8,11 +8,9 @@ import torch
 
 from ..py import camera as cam
 from ..py.depth import DepthVideo
-from ..py.render import BACKENDS, render_gaussians
+from ..py.render import BACKENDS, LAYOUTS, RenderResult, join_renders, render_gaussians
 from . import preview, runtime
-from .common import CAMERA_PATH, DEPTH, GAUSSIANS, camera_paths, category, expect, info
-
-LAYOUTS = ["sequence", "grid"]
+from .common import CAMERA_PATH, DEPTH, GAUSSIANS, RENDER, camera_paths, category, expect, info
 
 
 class CameraPath:
@@ -97,11 +95,6 @@ class CameraPath:
         return out, focus_depth
 
 
-def _tile(videos: list[torch.Tensor]) -> torch.Tensor:
-    """Side by side: ``[T, H, W, ...]`` each → ``[T, H, N·W, ...]``."""
-    return torch.cat(videos, dim=2)
-
-
 class RenderGaussians:
     DESCRIPTION = (
         "Render a Gaussian field through a camera path or rig (EWA splatting as in gsplat). Backend auto uses gsplat on a CUDA "
@@ -110,13 +103,14 @@ class RenderGaussians:
     )
     CATEGORY = category("gaussians")
     FUNCTION = "render"
-    RETURN_TYPES = ("IMAGE", "MASK", DEPTH, "IMAGE")
-    RETURN_NAMES = ("images", "holes", "depth", "overlay")
+    RETURN_TYPES = ("IMAGE", "MASK", DEPTH, "IMAGE", RENDER)
+    RETURN_NAMES = ("images", "holes", "depth", "overlay", "render")
     OUTPUT_TOOLTIPS = (
         "the render [T, H, W, 3]",
         "1 where the render has a hole (alpha < hole_threshold)",
         "expected depth of the render",
         "the render with holes tinted magenta, to see what the generator must fill",
+        "all of it for the video models (GSDiTSampler, Video Model Inputs): frames, alpha, depth, holes and where each camera's clip starts",
     )
 
     @classmethod
@@ -127,7 +121,7 @@ class RenderGaussians:
                 "camera": (CAMERA_PATH,),
                 "backend": (list(BACKENDS), {"default": "auto"}),
                 "hole_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01, "round": 0.001}),
-                "layout": (LAYOUTS, {"default": "sequence", "tooltip": "rigs: one camera after another (sequence) or side by side (grid)"}),
+                "layout": (list(LAYOUTS), {"default": "sequence", "tooltip": "rigs: one camera after another (sequence) or side by side (grid)"}),
             }
         }
 
@@ -139,23 +133,17 @@ class RenderGaussians:
         field = field.to(device)
         total = sum(p.num_frames for p in paths)
         progress = runtime.Progress(total, "render gaussians")
-        rgbs, alphas, depths, used = [], [], [], set()
+        results, used = [], set()
         for i, path in enumerate(paths):
             done = sum(p.num_frames for p in paths[:i])
             result = render_gaussians(field, path.to(device), backend=backend, progress=lambda n, d=done: progress.set(d + n))
             used.add(result.backend)
-            rgbs.append(result.rgb.cpu())
-            alphas.append(result.alpha.cpu())
-            depths.append(result.depth.cpu())
-        join = _tile if layout == "grid" else (lambda xs: torch.cat(xs, dim=0))
-        rgb, alpha, depth = join(rgbs), join(alphas), join(depths)
-        holes = (alpha < hole_threshold).float()
-        magenta = torch.tensor([1.0, 0.0, 1.0])
-        overlay = torch.where(holes[..., None] > 0, 0.5 * rgb + 0.5 * magenta, rgb)
-        valid = alpha >= max(hole_threshold, 1e-3)
-        depth_out = DepthVideo(torch.where(valid, depth, torch.zeros_like(depth)), kind="relative", valid=valid)
-        text = f"backend {'/'.join(sorted(used))}: {len(paths)} camera(s), {rgb.shape[0]} frames {rgb.shape[2]}x{rgb.shape[1]}; holes {100 * float(holes.mean()):.1f}%"
-        return {"ui": info(text), "result": (rgb.clamp(0, 1), holes, depth_out, overlay.clamp(0, 1))}
+            results.append(RenderResult(result.rgb.cpu(), result.alpha.cpu(), result.depth.cpu(), result.backend, result.compiled))
+        out = join_renders(results, hole_threshold=hole_threshold, layout=layout)
+        valid = out.alpha >= max(out.hole_threshold, 1e-3)
+        depth_out = DepthVideo(torch.where(valid, out.depth, torch.zeros_like(out.depth)), kind="relative", valid=valid)
+        text = f"backend {'/'.join(sorted(used))}: {len(paths)} camera(s), {out.num_frames} frames {out.rgb.shape[2]}x{out.rgb.shape[1]}; holes {100 * float(out.holes.mean()):.1f}%"
+        return {"ui": info(text), "result": (out.rgb, out.holes, depth_out, out.overlay().clamp(0, 1), out)}
 
 
 NODE_CLASS_MAPPINGS = {"CameraPath": CameraPath, "RenderGaussians": RenderGaussians}

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import torch
 
 from .camera import CameraPath
+from .checks import TensorData, check_finite_number, check_positive_int, check_tensor
 from .gaussians import GaussianField
 
 BACKENDS = ("auto", "torch", "gsplat")
@@ -103,6 +104,96 @@ class RenderResult:
     depth: torch.Tensor
     backend: str
     compiled: bool = False
+
+
+LAYOUTS = ("sequence", "grid")
+HOLE_COLOR = (1.0, 0.0, 1.0)  # magenta: what a generator must invent, in the overlay
+
+
+@dataclass
+class RenderedVideo(TensorData):
+    """The render of a camera path or rig as one video, with what the video models downstream need.
+
+    A rig's clips lie one after another in time (``layout="sequence"``: clip k holds frames
+    ``starts[k] : starts[k] + clip_frames[k]``) or side by side in one clip (``layout="grid"``). The
+    generators (GSDiTSampler, the video-model bridge) read the clips from here, so the camera count is
+    never typed twice.
+
+    Attributes:
+        rgb: ``[T, H, W, 3]`` colour in 0..1.
+        alpha: ``[T, H, W]`` accumulated opacity in 0..1.
+        depth: ``[T, H, W]`` expected camera z (0 where nothing was rendered).
+        holes: ``[T, H, W]`` float, 1 where ``alpha < hole_threshold`` (what a generator must invent).
+        clip_frames: frame count of each clip, in time order; sums to T.
+        layout: ``"sequence"`` or ``"grid"`` (then one clip, cameras side by side).
+        cameras: number of cameras rendered.
+        hole_threshold: the alpha below which a pixel is a hole.
+    """
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor
+    depth: torch.Tensor
+    holes: torch.Tensor
+    clip_frames: tuple[int, ...]
+    layout: str = "sequence"
+    cameras: int = 1
+    hole_threshold: float = 0.5
+
+    def __post_init__(self):
+        dims: dict[str, int] = {}
+        check_tensor("RenderedVideo.rgb", self.rgb, ("T", "H", "W", 3), dims=dims)
+        check_tensor("RenderedVideo.alpha", self.alpha, ("T", "H", "W"), dims=dims)
+        check_tensor("RenderedVideo.depth", self.depth, ("T", "H", "W"), dims=dims)
+        check_tensor("RenderedVideo.holes", self.holes, ("T", "H", "W"), dims=dims)
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"RenderedVideo.layout: expected one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        self.clip_frames = tuple(check_positive_int(f"RenderedVideo.clip_frames[{i}]", n) for i, n in enumerate(self.clip_frames))
+        if sum(self.clip_frames) != dims["T"]:
+            raise ValueError(f"RenderedVideo.clip_frames: {list(self.clip_frames)} sum to {sum(self.clip_frames)}, expected the {dims['T']} frames of the render")
+        self.cameras = check_positive_int("RenderedVideo.cameras", self.cameras)
+        if self.layout == "sequence" and len(self.clip_frames) != self.cameras:
+            raise ValueError(f"RenderedVideo: layout sequence needs one clip per camera, got {len(self.clip_frames)} clips for {self.cameras} cameras")
+        if self.layout == "grid" and len(self.clip_frames) != 1:
+            raise ValueError(f"RenderedVideo: layout grid is one clip, got {len(self.clip_frames)}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """First frame of every clip."""
+        out, at = [], 0
+        for n in self.clip_frames:
+            out.append(at)
+            at += n
+        return tuple(out)
+
+    def clip_slices(self) -> list[slice]:
+        """One ``slice`` over the frame axis per clip."""
+        return [slice(s, s + n) for s, n in zip(self.starts, self.clip_frames)]
+
+    def overlay(self) -> torch.Tensor:
+        """``[T, H, W, 3]``: the render with its holes tinted magenta."""
+        tint = torch.tensor(HOLE_COLOR, dtype=self.rgb.dtype, device=self.rgb.device)
+        return torch.where(self.holes[..., None] > 0, 0.5 * self.rgb + 0.5 * tint, self.rgb)
+
+
+def join_renders(results: "list[RenderResult]", *, hole_threshold: float = 0.5, layout: str = "sequence") -> RenderedVideo:
+    """The renders of a rig's cameras (one :class:`RenderResult` each, same frame count and size for
+    ``grid``) as one :class:`RenderedVideo`: clips one after another, or side by side."""
+    if not results:
+        raise ValueError("join_renders: expected at least one render")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+    hole_threshold = check_finite_number("hole_threshold", hole_threshold, low=0.0, high=1.0)
+    dim = 2 if layout == "grid" else 0
+    rgb = torch.cat([r.rgb for r in results], dim=dim).clamp(0, 1)
+    alpha = torch.cat([r.alpha for r in results], dim=dim)
+    depth = torch.cat([r.depth for r in results], dim=dim)
+    clips = (int(rgb.shape[0]),) if layout == "grid" else tuple(int(r.rgb.shape[0]) for r in results)
+    holes = (alpha < hole_threshold).float()
+    return RenderedVideo(rgb, alpha, depth, holes, clips, layout, len(results), hole_threshold)
 
 
 # ------------------------------------------------------------------------------------------ entry point

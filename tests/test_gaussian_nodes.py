@@ -34,7 +34,8 @@ def test_tracks_field_through_the_identity_path_reproduces_the_video(scene):
     assert field.num_frames == 6 and source.num_frames == 6
     camera, preview = _result(CameraPath().make(**PATH, source_camera=source))
     assert preview.shape[0] == 1 and preview.shape[-1] == 3 and float(preview.std()) > 0.05
-    images, holes, depth, overlay = _render(field, camera)
+    images, holes, depth, overlay, render = _render(field, camera)
+    assert render.clip_frames == (6,) and render.rgb is images and render.holes is holes
     assert images.shape == scene["frames"].shape and holes.shape == scene["frames"].shape[:3]
     err = (images - scene["frames"]).abs()
     # aligned to the pixel: the source view matches the video better than any one-pixel shift of it
@@ -54,7 +55,7 @@ def test_tracks_field_through_the_identity_path_reproduces_the_video(scene):
 def test_dolly_zoom_opens_holes_and_keeps_the_subject(scene):
     field, source = _result(LiftGaussians().lift(scene["frames"], **{**LIFT, "source": "depth_video"}, depth=scene["depth"], camera=scene["camera"]))
     camera, _ = _result(CameraPath().make(**{**PATH, "preset": "dolly_zoom", "distance": 1.5}, source_camera=source))
-    images, holes, depth, overlay = _render(field, camera)
+    images, holes, depth, overlay, _ = _render(field, camera)
     assert float(holes[-1].mean()) > float(holes[0].mean())
     assert torch.equal(overlay[holes > 0][:, 1], (0.5 * images[holes > 0][:, 1]))  # magenta tint has no green
 
@@ -64,9 +65,13 @@ def test_rig_layouts(scene):
     assert field.num_frames == 1
     rig, _ = _result(CameraPath().make(**{**PATH, "cameras": 3}, source_camera=source))
     assert isinstance(rig, CameraRig) and len(rig) == 3
-    seq = _render(field, rig)[0]
-    grid = _render(field, rig, layout="grid")[0]
+    seq, *_, seq_render = _render(field, rig)
+    grid, *_, grid_render = _render(field, rig, layout="grid")
     assert seq.shape == (18, 40, 64, 3) and grid.shape == (6, 40, 192, 3)
+    # the rig travels with the frames: where each camera's clip lies
+    assert seq_render.clip_frames == (6, 6, 6) and seq_render.starts == (0, 6, 12) and seq_render.cameras == 3
+    assert grid_render.clip_frames == (6,) and grid_render.cameras == 3 and grid_render.layout == "grid"
+    assert torch.equal(seq_render.rgb[seq_render.clip_slices()[1]], seq[6:12])
     assert torch.equal(grid[:, :, 64:128], seq[6:12])
 
 

@@ -595,3 +595,23 @@ def test_gsplat_and_torch_backends_agree(max_opacity):
     solid = (gs.alpha > 0.5) & (th.alpha > 0.5)
     assert float(((gs.depth - th.depth).abs() / th.depth.clamp_min(1e-6))[solid].max()) < 1e-2
     assert R.render_gaussians(field, path, "auto").backend == "gsplat"
+
+
+def test_rendered_video_checks_its_clips():
+    from vid4d.py.render import RenderResult, RenderedVideo, join_renders
+
+    def result(t, h=4, w=5, a=1.0):
+        return RenderResult(torch.rand(t, h, w, 3), torch.full((t, h, w), a), torch.ones(t, h, w), "torch")
+
+    out = join_renders([result(3), result(3, a=0.2)], hole_threshold=0.5)
+    assert out.clip_frames == (3, 3) and out.cameras == 2 and out.holes[:3].sum() == 0 and bool((out.holes[3:] == 1).all())
+    over = out.overlay()
+    assert torch.equal(over[:3], out.rgb[:3]) and torch.allclose(over[3:, ..., 1], 0.5 * out.rgb[3:, ..., 1])
+    grid = join_renders([result(3), result(3)], layout="grid")
+    assert grid.rgb.shape == (3, 4, 10, 3) and grid.clip_frames == (3,)
+    with pytest.raises(ValueError, match="sum to 5"):
+        RenderedVideo(out.rgb, out.alpha, out.depth, out.holes, (3, 2), cameras=2)
+    with pytest.raises(ValueError, match="one clip per camera"):
+        RenderedVideo(out.rgb, out.alpha, out.depth, out.holes, (6,), cameras=2)
+    with pytest.raises(ValueError, match="hole_threshold"):
+        join_renders([result(3)], hole_threshold=float("nan"))
