@@ -136,7 +136,7 @@ class BatchSpec:
         if not wf.input_nodes(prompt):
             raise BatchError(
                 f"{path}: the workflow has no Vid4DLoadVideo (or LoadImage) node, so batch has nothing to point each "
-                "input at; start it from a Vid4DLoadVideo node (its frames replacing the sample scene) and run again"
+                "input at; start it from a Vid4DLoadVideo node (e.g. in place of Vid4DSampleScene) and run again"
             )
         probe = copy.deepcopy(prompt)
         wf.set_input_file(probe, Path("input"))
@@ -189,7 +189,6 @@ def run_input(spec: BatchSpec, item: BatchInput, folder: Path, report: Callable[
 
     prompt = copy.deepcopy(spec.prompt)
     wf.set_input_file(prompt, Path(source or item.source))
-    where = f"{socket.gethostname()}:{os.getpid()}"
     start = time.perf_counter()
     error = details = ""
     with open(folder / LOG_NAME, "w") as log_file:
@@ -212,7 +211,12 @@ def run_input(spec: BatchSpec, item: BatchInput, folder: Path, report: Callable[
         runtime.free_memory(drop_models=False)
         details = (folder / LOG_NAME).read_text()
     outputs = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != LOG_NAME)
-    return InputResult(item.name, str(item.source), "failed" if error else "done", seconds, outputs, error, where, details=details)
+    return InputResult(item.name, str(item.source), "failed" if error else "done", seconds, outputs, error, _where(), details=details)
+
+
+def _where() -> str:
+    """This process as ``host:pid`` (which worker ran an input)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -286,7 +290,7 @@ class BatchProgress:
 
     def __init__(self, stream=None, live: bool | None = None):
         self.stream = stream or sys.stderr
-        self.live = self.stream.isatty() if live is None else live
+        self.live = _terminal_width(self.stream) > 0 if live is None else live
         self.total = self.done = 0
         self.bar = None
         self.slots: dict[str, object] = {}
@@ -339,6 +343,14 @@ class BatchProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _terminal_width(stream) -> int:
+    """Columns of the terminal behind ``stream``; 0 for a file, a pipe or a terminal of unknown size."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _seconds(seconds: float) -> str:
@@ -394,10 +406,10 @@ class BatchWorker:
     def hello(self) -> dict:
         from .. import __version__
 
-        return {"version": __version__, "where": f"{socket.gethostname()}:{os.getpid()}", "pid": os.getpid(), "device": str(runtime.get_device())}
+        return {"version": __version__, "where": _where(), "pid": os.getpid(), "device": runtime.get_device().type}
 
     def run(self, spec: BatchSpec, item: BatchInput, board, staging: str | None = None, payload: dict | None = None) -> InputResult:
-        where = f"{socket.gethostname()}:{os.getpid()}"
+        where = _where()
 
         def report(text):
             board.set.remote(item.name, text, where)
@@ -487,7 +499,8 @@ class RayEngine:
         self.options: dict | None = None
         self.worker_cls = None
         self.target = 0
-        self.description = "Ray"
+        self.devices: set[str] = set()  # what the workers compute on ("cpu", "cuda")
+        self._description = "Ray"
 
     def start(self, count: int) -> None:
         """Connect (or use this process's Ray connection) and have up to ``count`` workers ready.
@@ -524,9 +537,13 @@ class RayEngine:
             self.options["runtime_env"] = env
         self.worker_cls = ray.remote(BatchWorker)
         where = "local Ray instance" if self.own_connection and self.address is None else f"Ray cluster at {self.address or ray.get_runtime_context().gcs_address}"
-        self.description = f"Ray: up to {self.target} worker(s) of {self.cpus:g} CPU / {gpus:g} GPU on a {where}" + (
+        self._description = f"Ray: up to {self.target} worker(s) of {self.cpus:g} CPU / {gpus:g} GPU on a {where}" + (
             ", inputs and outputs sent through Ray" if self.ship else ""
         )
+
+    @property
+    def description(self) -> str:
+        return self._description + (f" (computing on {', '.join(sorted(self.devices))})" if self.devices else "")
 
     def _connect(self, ray) -> None:
         kwargs = {"log_to_driver": False, "logging_level": "warning"}
@@ -566,6 +583,7 @@ class RayEngine:
         wrong = {i["version"] for i in infos if i["version"] != __version__}
         if wrong:
             raise BatchError(f"the Ray workers run vid4d {', '.join(sorted(wrong))} but this driver runs {__version__}: install the same version on every node")
+        self.devices |= {i["device"] for i in infos}
         return [hellos[ref] for ref in ready]
 
     def run(self, spec: BatchSpec, todo: list[BatchInput], out: Path, progress: BatchProgress, record: Callable) -> None:

@@ -244,3 +244,24 @@ def test_oom_inside_a_node_is_reported(tmp_path, clips, monkeypatch):
     report = _batch([clips / "take0.mp4"], tmp_path, engine="sequential")
     assert report.results[0].error.startswith("out of memory: node 2 (Vid4DSaveVideo): CUDA out of memory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["take0.error.txt", batch.SUMMARY_NAME]
+
+
+def test_progress_in_a_log_and_in_a_terminal():
+    log = io.StringIO()
+    plain = batch.BatchProgress(stream=log, live=False)
+    plain.start(2)
+    plain.started("a")
+    plain.finished(batch.InputResult("a", "/a.mp4", "done", 1.5))
+    plain.finished(batch.InputResult("b", "/b.mp4", "failed", 0.2, error="boom"))
+    lines = log.getvalue().splitlines()
+    assert lines[0].strip() == "a: started" and lines[1].startswith("[1/2] a: done in 1.50 s (ETA ")
+    assert lines[2].startswith("[2/2] b: failed in 0.20 s: boom")
+    term = io.StringIO()
+    live = batch.BatchProgress(stream=term, live=True)
+    live.start(2, skipped=3)
+    live.started("a")
+    live.running({"a": "[2/3] DenseTrack3D flow 4/16"})
+    live.finished(batch.InputResult("a", "/a.mp4", "done", 1.0))
+    live.close()
+    text = term.getvalue()
+    assert "batch (3 done before)" in text and "1/2" in text and "a: [2/3] DenseTrack3D flow 4/16" in text and "a: done in 1.00 s" in text

@@ -72,6 +72,8 @@ def main():
             engine.close()
         t_ray = time.perf_counter() - t
         print(f"Ray, {args.workers} workers:                {t_ray:7.1f} s  ({ray.count('done')} done; {t_start:.1f} s of it starting Ray and the workers)")
+        for name, report in (("sequential", seq), ("Ray", ray)):
+            print(f"  per input, {name}: " + " ".join(f"{r.seconds:.1f}" for r in report.results) + " s")
         print(f"ratio sequential / Ray:         {t_seq / t_ray:7.2f}x  (without the start-up: {t_seq / max(t_ray - t_start, 1e-9):.2f}x)")
         same = all(
             (tmp / "sequential" / r.name / rel).read_bytes() == (tmp / "ray" / r.name / rel).read_bytes()
