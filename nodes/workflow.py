@@ -312,18 +312,22 @@ def apply_overrides(prompt: dict, overrides: list[str], classes: dict[str, type]
         prompt[nid]["inputs"][name] = value
 
 
+# The file-loading nodes ``--input`` points at, and the input that takes the path.
+INPUT_NODES = {"Vid4DLoadVideo": "path", "LoadImage": "image"}
+
+
+def input_nodes(prompt: dict) -> list[str]:
+    """Ids of the nodes that read the workflow's input file (what ``--input`` replaces)."""
+    return [nid for nid, node in prompt.items() if node["class_type"] in INPUT_NODES]
+
+
 def set_input_file(prompt: dict, path: Path) -> list[str]:
     """Point every file-loading node at ``path`` (for ``--input``); returns the node ids changed."""
-    changed = []
-    for nid, node in prompt.items():
-        if node["class_type"] == "Vid4DLoadVideo":
-            node["inputs"]["path"] = str(path)
-            changed.append(nid)
-        elif node["class_type"] == "LoadImage":
-            node["inputs"]["image"] = str(path)
-            changed.append(nid)
+    changed = input_nodes(prompt)
     if not changed:
         raise WorkflowError("--input was given but the workflow has no Vid4DLoadVideo or LoadImage node to read it")
+    for nid in changed:
+        prompt[nid]["inputs"][INPUT_NODES[prompt[nid]["class_type"]]] = str(path)
     return changed
 
 
@@ -410,13 +414,23 @@ class RunResult:
         return found
 
 
-def execute(prompt: dict, classes: dict[str, type], log: Callable[[str], None] = print) -> RunResult:
-    """Validate and run an API-format prompt; returns the output nodes' UI results."""
+def execute(
+    prompt: dict,
+    classes: dict[str, type],
+    log: Callable[[str], None] = print,
+    on_node: Callable[[str, str, int, int], None] | None = None,
+) -> RunResult:
+    """Validate and run an API-format prompt; returns the output nodes' UI results.
+
+    ``on_node(node_id, class_type, index, count)`` is called as each node starts (batch progress).
+    """
     order = validate(prompt, classes)
     results: dict[str, tuple] = {}
     run = RunResult()
-    for nid in order:
+    for index, nid in enumerate(order):
         node = prompt[nid]
+        if on_node is not None:
+            on_node(nid, node["class_type"], index, len(order))
         cls = classes[node["class_type"]]
         kwargs = {name: (results[str(v[0])][int(v[1])] if _is_link(v) else v) for name, v in node["inputs"].items()}
         accepted = {s.name for s in input_specs(cls)}
@@ -453,8 +467,16 @@ def run_file(
     input_file=None,
     overrides: list[str] = (),
     log: Callable[[str], None] = print,
+    on_node: Callable[[str, str, int, int], None] | None = None,
 ) -> RunResult:
     """Load a workflow file (UI or API format), apply ``--input``/``--set`` and run it."""
+    prompt, all_classes = load_prompt(path, classes, input_file=input_file, overrides=overrides)
+    return execute(prompt, all_classes, log, on_node)
+
+
+def load_prompt(path, classes: dict[str, type], *, input_file=None, overrides: list[str] = ()) -> tuple[dict, dict[str, type]]:
+    """A workflow file (UI or API format) as an API prompt with ``--input``/``--set`` applied, and the
+    node classes it runs with (``classes`` plus the headless core nodes)."""
     workflow = load_workflow(path)
     all_classes = {**CORE_NODES, **classes}
     prompt = ui_to_api(workflow, all_classes) if is_ui_format(workflow) else _api(workflow)
@@ -464,7 +486,7 @@ def run_file(
             raise FileNotFoundError(f"--input file not found: {input_file}")
         set_input_file(prompt, input_file.resolve())
     apply_overrides(prompt, list(overrides), all_classes)
-    return execute(prompt, all_classes, log)
+    return prompt, all_classes
 
 
 def _api(workflow: dict) -> dict:
