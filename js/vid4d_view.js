@@ -2,7 +2,7 @@
 // ComfyUI loads every .js file under js/ as an extension; this module only exports, so loading it
 // that way does nothing. js/vid4d_preview.js imports it; tests/js/ checks it under `node --test`.
 //
-// Conventions as in py/camera.py: OpenCV camera axes (x right, y down, z forward), world = the source
+// Conventions as in py/camera/: OpenCV camera axes (x right, y down, z forward), world = the source
 // camera at frame 0, K given as [fx, s, cx, fy, cy] (pixels), world_to_camera as 12 numbers (rows of
 // [R | t]). The camera path itself is computed by the server (POST /vid4d/camera_path), never here.
 
@@ -234,7 +234,7 @@ export function parseKeyframes(text) {
 
 /**
  * Problems with a list of keys as messages ("key 2: ..."), empty when py.camera would accept it.
- * Mirrors py/camera.py _parse_keyframes so the user sees the problem while typing; the server has the last word.
+ * Mirrors py/camera/presets.py _parse_keyframes so the user sees the problem while typing; the server has the last word.
  */
 export function validateKeyframes(keys, numFrames = 0) {
   if (!Array.isArray(keys)) return ["keyframes: expected a list of keys"];
