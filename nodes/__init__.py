@@ -1,11 +1,11 @@
 """ComfyUI adapters. Each module lists its node classes; this file merges them for registration."""
 
-from . import depth, gaussians, gsdit, points, render, runtime, scene, spectral, splat, tracking, video
+from . import camera, depth, gaussians, gsdit, points, render, runtime, scene, spectral, splat, tracking, video
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 
-for _module in (video, scene, tracking, gaussians, render, gsdit, spectral, splat, depth, points):
+for _module in (video, scene, tracking, gaussians, camera, render, gsdit, spectral, splat, depth, points):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
 
@@ -14,4 +14,4 @@ runtime.register_model_folders()
 # The browser preview's route (POST /vid4d/camera_path); a no-op unless ComfyUI's server is running.
 from . import preview as _preview  # noqa: E402
 
-_preview.register_routes()
+_preview.register_routes(camera.ROUTES)

@@ -6,7 +6,7 @@ import torch
 
 from ..py import gaussians as gs
 from ..py.camera import EASINGS, CameraPath
-from ..py.checks import check_image, check_mask
+from ..py.checks import check_image, check_mask, check_vector
 from . import preview, runtime
 from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
 
@@ -83,16 +83,6 @@ class LiftGaussians:
         return {"ui": ui, "result": (field, source_camera)}
 
 
-def _vector(name: str, text: str) -> tuple[float, float, float]:
-    try:
-        values = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name}: expected three numbers like '0, -1, 0', got {text!r}") from None
-    if len(values) != 3 or not all(torch.isfinite(torch.tensor(values))):
-        raise ValueError(f"{name}: expected three finite numbers like '0, -1, 0', got {text!r}")
-    return tuple(values)
-
-
 class EditGaussians:
     DESCRIPTION = (
         "4D object editing (GS-DiT's fan example): select Gaussians by a MASK drawn on the reference frame or by a 3D box, "
@@ -137,15 +127,15 @@ class EditGaussians:
             m = check_mask("mask", mask)
             selection = gs.select_by_mask(field, m[0])
         else:
-            selection = gs.select_by_box(field, _vector("box_min", box_min), _vector("box_max", box_max), frame=box_frame)
+            selection = gs.select_by_box(field, check_vector("box_min", box_min), check_vector("box_max", box_max), frame=box_frame)
         edited = gs.edit_gaussians(
             field,
             selection,
             num_frames=num_frames or None,
-            axis=_vector("axis", axis),
+            axis=check_vector("axis", axis),
             angle=angle,
-            pivot=_vector("pivot", pivot) if pivot and pivot.strip() else None,
-            translate=_vector("translate", translate),
+            pivot=check_vector("pivot", pivot) if pivot and pivot.strip() else None,
+            translate=check_vector("translate", translate),
             scale=scale,
             easing=easing,
             freeze_frame=None if freeze_frame < 0 else freeze_frame,

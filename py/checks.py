@@ -141,6 +141,20 @@ def check_finite_number(name: str, value, *, low: float | None = None, high: flo
     return value
 
 
+def check_vector(name: str, value, size: int = 3) -> tuple[float, ...]:
+    """``size`` finite numbers from a list/tuple, a tensor, or text like ``"0, -1, 0"`` (a STRING widget;
+    commas or semicolons). An element that is not a finite number is named by its index (``name[1]``)."""
+    items = value
+    if isinstance(value, torch.Tensor):
+        items = value.detach().cpu().reshape(-1).tolist()
+    elif isinstance(value, str):
+        items = [v for v in value.replace(";", ",").split(",") if v.strip()]
+    if not isinstance(items, (list, tuple)) or len(items) != size:
+        example = ", ".join(["0"] * size)
+        raise ValueError(f"{name}: expected {size} numbers, e.g. [{example}] or '{example}', got {value!r}")
+    return tuple(check_finite_number(f"{name}[{i}]", v) for i, v in enumerate(items))
+
+
 def check_image(name: str, image, *, max_pixels: int = 8192 * 8192, max_bytes: int = 64 << 30) -> torch.Tensor:
     """A ComfyUI IMAGE batch: ``[B, H, W, 3]`` float in 0..1 (``[H, W, 3]`` is promoted to B=1).
 
