@@ -61,7 +61,7 @@ _PLANAR_SHARE = 0.9  # a homography explaining this share of the essential matri
 # must be to replace the prior (a flat cost means the motion does not show the focal length).
 _FOV_GRID = torch.linspace(math.log(20.0), math.log(140.0), 17).exp()
 _FOCAL_GAIN = 0.9
-_SIGMA_LOGZ = 0.03  # depth residual weight: 3 % of depth counts like one pixel
+_SIGMA_LOGZ = 0.05  # depth residual weight: 5 % of depth counts like one pixel
 
 
 @dataclass
@@ -757,86 +757,187 @@ def _normalise_scale(rot, trans, logd, static):
 # ---------------------------------------------------------------------------------------------------
 
 
-def _pseudo_huber(r2: torch.Tensor, delta: float) -> torch.Tensor:
-    return delta * delta * (torch.sqrt(1 + r2 / (delta * delta)) - 1)
+_DELTA_PX = 2.0  # pseudo-Huber scale of the reprojection error (pixels)
+_DELTA_Z = 2.0  # ... of the depth error, in units of _SIGMA_LOGZ
+
+
+def _robust(r2: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pseudo-Huber cost δ²(√(1 + r²/δ²) − 1) of squared residuals and its IRLS weight 1/√(1 + r²/δ²)."""
+    root = torch.sqrt(1 + r2 / (delta * delta))
+    return delta * delta * (root - 1), 1 / root
 
 
 def _bundle_adjust(sample: _Sample, use: torch.Tensor, cam: _Intrinsics, rot, trans, logd, *, has_depth: bool, estimate_focal: bool, mode: str, iterations: int):
-    """Refine every pose (the reference fixed at identity), the points' log depths and the focal length.
+    """Refine every pose (the reference held at identity), the points' log depths and the focal length.
 
-    Loss (normalised by the observation count): pseudo-Huber (δ = 2 px) of the reprojection error of
-    each visible observation of the ``use`` tracks; with depth also of the log-depth error against the
-    measured depth in every frame (σ = 3 %) and at the reference; without depth a gauge term holds
-    the median-depth-1 scale. Rotation mode has no points: observations are the reference rays turned.
+    Levenberg–Marquardt with analytic Jacobians and IRLS weights for a pseudo-Huber loss (δ = 2 px) on
+    the reprojection error of every visible observation of the ``use`` tracks; with depth, also on the
+    log-depth error against the measured depth in each frame (σ = 5 %) and at the reference. Points are
+    parametrised along their reference rays (X = e^ρ · K⁻¹[u, v, 1]), poses by a left rotation update
+    exp(ω) R and a translation update; each step eliminates the points by the Schur complement, so it
+    costs one dense solve of 6 (T − 1) + 1 unknowns. Without depth the scale is free (the damping
+    holds it; the caller renormalises). Rotation mode has no points: the reference rays are turned.
+
+    Returns rot ``[T, 3, 3]``, trans ``[T, 3]``, log depth ``[N]`` (NaN outside ``use``; None in
+    rotation mode) and the focal length.
     """
     ref = sample.ref
     num = sample.uv.shape[0]
     uv = sample.uv[:, use]
     vis = sample.vis[:, use].clone()
     vis[ref] = False
-    obs_count = max(int(vis.sum()), 1)
-    frame_mask = torch.ones(num, 1, dtype=_DT)
-    frame_mask[ref] = 0
-    omega = torch.zeros(num, 3, dtype=_DT, requires_grad=True)
-    dtrans = torch.zeros(num, 3, dtype=_DT, requires_grad=True)
-    phi = torch.zeros((), dtype=_DT, requires_grad=True)
-    params = [omega] if mode == "rotation" else [omega, dtrans]
-    if estimate_focal:
-        params.append(phi)
-    rho0 = logd[use].clone() if logd is not None else None
-    rho = rho0.clone().requires_grad_(True) if rho0 is not None else None
-    if rho is not None:
-        params.append(rho)
-    if has_depth:
-        dlog = torch.where(sample.depth[:, use] > 0, sample.depth[:, use].clamp_min(1e-12).log(), torch.zeros_like(uv[..., 0]))
-        dvis = vis & (sample.depth[:, use] > 0)
-        dlog_ref = rho0.clone()
+    n = uv.shape[1]
+    npose = 3 if mode == "rotation" else 6
     uv_ref = uv[ref]
+    rho = logd[use].clone() if mode != "rotation" else torch.zeros(n, dtype=_DT)
+    if has_depth:
+        d_obs = sample.depth[:, use]
+        dvis = vis & (d_obs > 0)
+        dlog = torch.where(d_obs > 0, d_obs.clamp_min(1e-12).log(), torch.zeros_like(d_obs))
+        rho_ref = rho.clone()
+    state = (rot.clone(), trans.clone(), rho, float(cam.f))
+    scale = float(max(uv.abs().max(), 1.0))
 
-    def residual():
-        f = cam.f * phi.exp()
-        r = _so3_exp(omega * frame_mask) @ rot
-        tr = trans + dtrans * frame_mask
-        b = torch.stack([(uv_ref[:, 0] - cam.cx) / f, (uv_ref[:, 1] - cam.cy) / f, torch.ones_like(uv_ref[:, 0])], dim=-1)
-        if mode == "rotation":
-            p = torch.einsum("tij,nj->tni", r, b)
-        else:
-            p = torch.einsum("tij,nj->tni", r, b * rho.exp()[:, None]) + tr[:, None]
+    def evaluate(rot_, trans_, rho_, f, jacobians: bool):
+        b = torch.stack([(uv_ref[:, 0] - cam.cx) / f, (uv_ref[:, 1] - cam.cy) / f, torch.ones(n, dtype=_DT)], -1)
+        x = b if mode == "rotation" else b * rho_.exp()[:, None]
+        rx = torch.einsum("tij,nj->tni", rot_, x)
+        p = rx if mode == "rotation" else rx + trans_[:, None]
         z = p[..., 2]
-        zs = torch.where(z > 1e-6, z, torch.full_like(z, 1e-6))
-        pred = torch.stack([f * p[..., 0] / zs + cam.cx, f * p[..., 1] / zs + cam.cy], dim=-1)
-        e2 = (pred - uv).square().sum(-1)
-        loss = (_pseudo_huber(e2, 2.0) * vis).sum()
-        # Points behind a camera: push them forward (the reprojection is meaningless there).
-        loss = loss + ((1e-6 - z).clamp_min(0).square() * vis).sum() * 1e6
+        front = z > 1e-9 * scale
+        zs = torch.where(front, z, torch.ones_like(z))
+        pred = torch.stack([f * p[..., 0] / zs + cam.cx, f * p[..., 1] / zs + cam.cy], -1)
+        r = pred - uv
+        ok = vis & front
+        cost_px, w_px = _robust(r.square().sum(-1), _DELTA_PX)
+        cost = (cost_px * ok).sum() + ((vis & ~front).sum() * 1e6)
+        terms = {}
         if has_depth:
-            ez = (zs.log() - dlog) / _SIGMA_LOGZ
-            loss = loss + (_pseudo_huber(ez.square(), 2.0) * dvis).sum()
-            loss = loss + _pseudo_huber(((rho - dlog_ref) / _SIGMA_LOGZ).square(), 2.0).sum()
-        elif rho is not None:
-            loss = loss + obs_count * 1e2 * (rho.mean() - rho0.mean()).square()
-        return loss / obs_count
+            rz = (zs.log() - dlog) / _SIGMA_LOGZ
+            okz = dvis & front
+            cz, wz = _robust(rz.square(), _DELTA_Z)
+            rp = (rho_ - rho_ref) / _SIGMA_LOGZ
+            cp, wp = _robust(rp.square(), _DELTA_Z)
+            cost = cost + (cz * okz).sum() + cp.sum()
+            terms.update(rz=rz, wz=wz * okz, rp=rp, wp=wp)
+        if not jacobians:
+            return float(cost)
+        # d(pixel)/dP, [T, N, 2, 3]
+        iz = 1 / zs
+        dudp = torch.zeros(*z.shape, 2, 3, dtype=_DT)
+        dudp[..., 0, 0] = f * iz
+        dudp[..., 1, 1] = f * iz
+        dudp[..., 0, 2] = -f * p[..., 0] * iz * iz
+        dudp[..., 1, 2] = -f * p[..., 1] * iz * iz
+        dpdw = -_skew(rx)  # left update: exp(ω) R X ≈ R X + ω × R X
+        dpdx = [dpdw] if mode == "rotation" else [dpdw, torch.eye(3, dtype=_DT).expand(*z.shape, 3, 3)]
+        dpdc = torch.cat(dpdx, dim=-1)  # [T, N, 3, npose]
+        dxdphi = torch.stack([-x[:, 0], -x[:, 1], torch.zeros(n, dtype=_DT)], -1)  # f ∂X/∂f (log focal)
+        dpdphi = torch.einsum("tij,nj->tni", rot_, dxdphi)
+        jc = dudp @ dpdc  # [T, N, 2, npose]
+        jl = (dudp @ rx[..., None])[..., 0]  # [T, N, 2]  (∂P/∂ρ = R X)
+        jf = p[..., :2] * iz[..., None] * f + (dudp @ dpdphi[..., None])[..., 0]
+        w = (w_px * ok).to(_DT)
+        blocks = [(jc, jl, jf, r, w)]
+        if has_depth:
+            kz = (1 / (_SIGMA_LOGZ * zs))[..., None]
+            jcz = (dpdc[..., 2, :] * kz)[..., None, :]
+            jlz = (rx[..., 2:3] * kz)
+            jfz = (dpdphi[..., 2:3] * kz)
+            blocks.append((jcz, jlz, jfz, terms["rz"][..., None], terms["wz"].to(_DT)))
+        return float(cost), blocks, terms
 
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
+    def normal_equations(blocks, terms):
+        a_cc = torch.zeros(num, npose, npose, dtype=_DT)
+        g_c = torch.zeros(num, npose, dtype=_DT)
+        b_cl = torch.zeros(num, n, npose, dtype=_DT)
+        d_ll = torch.zeros(n, dtype=_DT)
+        g_l = torch.zeros(n, dtype=_DT)
+        a_cf = torch.zeros(num, npose, dtype=_DT)
+        a_lf = torch.zeros(n, dtype=_DT)
+        a_ff = torch.zeros((), dtype=_DT)
+        g_f = torch.zeros((), dtype=_DT)
+        for jc, jl, jf, r, w in blocks:
+            wjc = jc * w[..., None, None]
+            rows = wjc.reshape(num, -1, npose).transpose(1, 2)  # [T, npose, N·k]: batched matmuls
+            a_cc += rows @ jc.reshape(num, -1, npose)
+            g_c += (rows @ r.reshape(num, -1, 1))[..., 0]
+            a_cf += (rows @ jf.reshape(num, -1, 1))[..., 0]
+            b_cl += (wjc * jl[..., None]).sum(2)
+            wjl = jl * w[..., None]
+            d_ll += (wjl * jl).sum((0, 2))
+            g_l += (wjl * r).sum((0, 2))
+            a_lf += (wjl * jf).sum((0, 2))
+            a_ff += (jf * jf * w[..., None]).sum()
+            g_f += (jf * r * w[..., None]).sum()
+        if has_depth:  # prior on ρ at the reference: r = (ρ − ρ_ref) / σ
+            d_ll += terms["wp"] / _SIGMA_LOGZ**2
+            g_l += terms["wp"] * terms["rp"] / _SIGMA_LOGZ
+        return a_cc, g_c, b_cl, d_ll, g_l, a_cf, a_lf, a_ff, g_f
 
-    def closure():
-        opt.zero_grad()
-        loss = residual()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    with torch.no_grad():
-        r = _so3_exp(omega * frame_mask) @ rot
-        tr = trans + dtrans * frame_mask
-        f = float(cam.f * phi.exp())
-        out = torch.full_like(logd, float("nan")) if logd is not None else None
-        if out is not None:
-            out[use] = rho.detach()
-    if mode == "rotation":
-        tr = torch.zeros_like(tr)
-    return r.detach(), tr.detach(), out, f
+    lam = 1e-3
+    cost, blocks, terms = evaluate(*state, jacobians=True)
+    free = torch.ones(num, dtype=torch.bool)
+    free[ref] = False
+    for _ in range(iterations):
+        a_cc, g_c, b_cl, d_ll, g_l, a_cf, a_lf, a_ff, g_f = normal_equations(blocks, terms)
+        m = num * npose + (1 if estimate_focal else 0)
+        a = torch.zeros(m, m, dtype=_DT)
+        for t in range(num):
+            a[t * npose : (t + 1) * npose, t * npose : (t + 1) * npose] = a_cc[t]
+        b = b_cl.permute(0, 2, 1).reshape(num * npose, n)
+        g_m = g_c.reshape(-1)
+        if estimate_focal:
+            a[-1, :-1] = a_cf.reshape(-1)
+            a[:-1, -1] = a_cf.reshape(-1)
+            a[-1, -1] = a_ff
+            b = torch.cat([b, a_lf[None]])
+            g_m = torch.cat([g_m, g_f[None]])
+        fixed = torch.zeros(m, dtype=torch.bool)
+        fixed[ref * npose : (ref + 1) * npose] = True
+        a[fixed] = 0
+        a[:, fixed] = 0
+        b[fixed] = 0
+        g_m[fixed] = 0
+        has_points = mode != "rotation"
+        improved = False
+        for _attempt in range(8):
+            diag = a.diagonal().clone()
+            ad = a + torch.diag(lam * diag.clamp_min(1e-9) + fixed.to(_DT) + 1e-12)
+            if has_points:
+                dd = d_ll * (1 + lam) + 1e-12
+                s_mat = ad - (b / dd) @ b.T
+                rhs = -(g_m - b @ (g_l / dd))
+            else:
+                s_mat, rhs = ad, -g_m
+            try:
+                step_m = torch.linalg.solve(s_mat, rhs)
+            except RuntimeError:
+                lam *= 10
+                continue
+            step_l = (-g_l - b.T @ step_m) / dd if has_points else None
+            cams = step_m[: num * npose].reshape(num, npose)
+            new_rot = _so3_exp(cams[:, :3]) @ state[0]
+            new_trans = state[1] + (cams[:, 3:] if npose == 6 else 0)
+            new_rho = state[2] + step_l if has_points else state[2]
+            new_f = state[3] * math.exp(float(step_m[-1])) if estimate_focal else state[3]
+            new_cost = evaluate(new_rot, new_trans, new_rho, new_f, jacobians=False)
+            if new_cost < cost:
+                improved = True
+                rel = (cost - new_cost) / max(cost, 1e-30)
+                state = (new_rot, new_trans, new_rho, new_f)
+                cost, blocks, terms = evaluate(*state, jacobians=True)
+                lam = max(lam / 3, 1e-9)
+                break
+            lam *= 5
+        if not improved or rel < 1e-9:
+            break
+    rot_out, trans_out, rho_out, f_out = state
+    out = None
+    if mode != "rotation":
+        out = torch.full_like(logd, float("nan"))
+        out[use] = rho_out
+    return rot_out, trans_out if mode != "rotation" else torch.zeros_like(trans_out), out, f_out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -927,7 +1028,10 @@ def _classify_dense(tracks: Tracks3D, cam: _Intrinsics, rot, trans, mode: str, t
         votes += (ok & seen & known).to(_DT)
         count += (seen & known).to(_DT)
         errors.append((err, ok, seen & known))
-    static = known & ((votes >= _STATIC_VOTE * count) | (count == 0))
+    moving = known & (votes < _STATIC_VOTE * count) & (count > 0)
+    # Thin lines of disagreement (tracks sliding along a depth edge, a mis-tracked texture seam) are
+    # not objects: an opening removes them, a closing fills pin-holes in the objects.
+    static = known & ~_clean_mask(moving.reshape(h, w), max(1, round(max(h, w) / 256))).reshape(-1)
     # Error figures over the static pixels' visible observations.
     static_errs, inliers, total = [], 0, 0
     for err, ok, seen in errors:
@@ -947,6 +1051,21 @@ def _classify_dense(tracks: Tracks3D, cam: _Intrinsics, rot, trans, mode: str, t
         threshold=threshold,
         log_depth=None if logd is None else logd.reshape(h, w),
     )
+
+
+def _clean_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Morphological opening then closing of ``mask [H, W]`` with a (2 radius + 1)² square."""
+    import torch.nn.functional as F
+
+    k = 2 * radius + 1
+
+    def dilate(m):
+        return F.max_pool2d(m[None, None].float(), k, stride=1, padding=radius)[0, 0] > 0.5
+
+    def erode(m):
+        return ~dilate(~m)
+
+    return erode(dilate(dilate(erode(mask))))
 
 
 def _dense_triangulation(tracks: Tracks3D, cam: _Intrinsics, rot, trans, rays, vis_all) -> tuple[torch.Tensor, torch.Tensor]:
