@@ -51,7 +51,7 @@ _DT = torch.float64
 _THRESHOLD_PX = 1.5
 _THRESHOLD_REL = 0.003  # of max(W, H): 2.2 px at 720
 _DEPTH_TOL = 0.08
-_STATIC_VOTE = 0.5
+_STATIC_VOTE = 0.3
 # Parallax: below _MIN_PARALLAX_DEG (median triangulation angle of the best frame pair) the camera is
 # taken as only turning; a triangulated pixel needs _MIN_POINT_PARALLAX_DEG to get a depth.
 _MIN_PARALLAX_DEG = 0.4
@@ -994,11 +994,24 @@ def _classify_dense(tracks: Tracks3D, cam: _Intrinsics, rot, trans, mode: str, t
     elif mode == "motion":
         # Every pixel is judged at its least-squares depth (at infinity when that is not in front):
         # a far static pixel with too little parallax for a depth still agrees with the cameras.
-        raw, good = _dense_triangulation(tracks, cam, rot, trans, rays, vis_all)
+        # Twice: the second triangulation leaves out the observations the first one could not explain
+        # (a track dragged along by an occluder for a few frames), so they do not bias its depth.
+        weights = vis_all
+        for again in (True, False):
+            raw, good = _dense_triangulation(tracks, cam, rot, trans, rays, weights)
+            finite = raw > 0
+            points = rays * torch.where(finite, raw, torch.ones_like(raw))[:, None]
+            if again:
+                agree = torch.zeros_like(vis_all)
+                for t in range(num):
+                    uv_t = tracks.uv[t].detach().to("cpu", _DT).reshape(-1, 2)
+                    p = torch.where(finite[:, None], points @ rot[t].T + trans[t], points @ rot[t].T)
+                    pred = torch.stack([cam.f * p[:, 0] / p[:, 2].clamp_min(1e-9) + cam.cx, cam.f * p[:, 1] / p[:, 2].clamp_min(1e-9) + cam.cy], -1)
+                    agree[t] = (p[:, 2] > 0) & ((pred - uv_t).norm(dim=-1) <= 2 * threshold)
+                enough = (vis_all & agree).sum(0) >= 2
+                weights = torch.where(enough[None], vis_all & agree, vis_all)
         logd = torch.where(good, raw.log(), torch.full_like(raw, float("nan")))
         known = torch.ones(h * w, dtype=torch.bool)
-        finite = raw > 0
-        points = rays * torch.where(finite, raw, torch.ones_like(raw))[:, None]
     else:
         known = torch.ones(h * w, dtype=torch.bool)
         points = rays
@@ -1068,7 +1081,7 @@ def _clean_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
     return erode(dilate(dilate(erode(mask))))
 
 
-def _dense_triangulation(tracks: Tracks3D, cam: _Intrinsics, rot, trans, rays, vis_all) -> tuple[torch.Tensor, torch.Tensor]:
+def _dense_triangulation(tracks: Tracks3D, cam: _Intrinsics, rot, trans, rays, vis_all: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Depth ``[H·W]`` of every reference pixel along its ray (least squares, see
     :func:`_triangulate_log_depth`; one frame at a time), and ``[H·W]`` bool where it is trustworthy:
     in front of every camera that sees it, with enough parallax."""
