@@ -51,7 +51,8 @@ _DT = torch.float64
 _THRESHOLD_PX = 1.5
 _THRESHOLD_REL = 0.003  # of max(W, H): 2.2 px at 720
 _DEPTH_TOL = 0.08
-_STATIC_VOTE = 0.3
+_STATIC_VOTE = 0.4
+_BA_VOTE = 0.6  # ... and the refinement uses tracks that agree in this share
 # Parallax: below _MIN_PARALLAX_DEG (median triangulation angle of the best frame pair) the camera is
 # taken as only turning; a triangulated pixel needs _MIN_POINT_PARALLAX_DEG to get a depth.
 _MIN_PARALLAX_DEG = 0.4
@@ -610,11 +611,12 @@ class _MotionInit:
 def _init_motion(sample: _Sample, cam: _Intrinsics, threshold: float, seed: int) -> _MotionInit:
     """Without depth: two-view start on the pair with the most parallax, triangulation, PnP for the rest.
 
-    Parallax is judged by comparing a RANSAC homography with a RANSAC essential matrix on the same
-    tracks: a camera that only turns moves every static point by one homography, so the homography
-    then explains as many tracks as the essential matrix; with parallax it explains only one plane
-    (a wall) and the essential matrix many more. Of the frames where the homography explains clearly
-    fewer (under 90 %), the one with the widest median triangulation angle starts the reconstruction.
+    Parallax is judged by comparing a homography with the essential matrix on its inliers, both at
+    the tracks' noise level (4x the median Sampson distance): a camera that only turns moves every
+    static point by one homography, so the homography then explains as many tracks as the essential
+    matrix; with parallax it explains only one plane (a wall). Of the frames where the homography
+    explains clearly fewer (under 90 %), the one with the widest median triangulation angle starts
+    the reconstruction.
     (A scene that is one plane is degenerate for the essential matrix too, and is solved as turning.)
     """
     import cv2
@@ -630,19 +632,31 @@ def _init_motion(sample: _Sample, cam: _Intrinsics, threshold: float, seed: int)
         if a.shape[0] < 16:
             continue
         cv2.setRNGSeed(seed + t)
-        hom, hmask = cv2.findHomography(a, b, cv2.RANSAC, float(threshold))
-        e, mask = cv2.findEssentialMat(a, b, k, cv2.RANSAC, 0.999, float(threshold))
-        if e is None or e.shape != (3, 3):
+        try:
+            e, mask = cv2.findEssentialMat(a, b, k, cv2.RANSAC, 0.999, float(threshold))
+            if e is None or e.shape != (3, 3):
+                continue
+            _, r, tv, mask = cv2.recoverPose(e, a, b, k, mask=mask)
+        except cv2.error:  # degenerate motion (e.g. an exact pure rotation): the five-point solver has no root
             continue
-        _, r, tv, mask = cv2.recoverPose(e, a, b, k, mask=mask)
+        inl_seen = mask.reshape(-1) > 0
         inl = torch.zeros(sample.count, dtype=torch.bool)
-        inl[seen.nonzero().squeeze(1)] = torch.from_numpy(mask.reshape(-1) > 0)
+        inl[seen.nonzero().squeeze(1)] = torch.from_numpy(inl_seen)
         if int(inl.sum()) < 16:
             continue
+        # Both models judged at the tracks' own noise level (the essential matrix's residual), so a
+        # small image whose parallax is under the RANSAC threshold is still told apart from a turn.
+        kinv = np.linalg.inv(k)
+        noise = _sampson_px(kinv.T @ e @ kinv, a[inl_seen], b[inl_seen])
+        tight = max(4.0 * float(np.median(noise)), 0.25)
+        hom, _ = cv2.findHomography(a[inl_seen], b[inl_seen], cv2.RANSAC, tight)
+        planar = 0
+        if hom is not None:
+            planar = int((np.linalg.norm(cv2.perspectiveTransform(a[inl_seen][:, None], hom)[:, 0] - b[inl_seen], axis=1) <= tight).sum())
+        epipolar = int((noise <= tight).sum())
         r, tv = torch.from_numpy(r).to(_DT), torch.from_numpy(tv.reshape(3)).to(_DT)
         angle = _median_parallax(rays[inl], sample.uv[t, inl], cam, r)
-        planar = 0 if hom is None or hmask is None else int(hmask.sum())
-        if planar >= _PLANAR_SHARE * int(inl.sum()):
+        if planar >= _PLANAR_SHARE * epipolar:
             continue
         widest = max(widest, angle)
         if best is None or angle > best[0]:
@@ -664,6 +678,17 @@ def _init_motion(sample: _Sample, cam: _Intrinsics, threshold: float, seed: int)
     rot, trans, failed = _poses_pnp(sample, cam, logd, threshold, seed)
     logd = _triangulate_log_depth(rays, sample.uv, sample.vis, cam, rot, trans)
     return _MotionInit(rot, trans, logd, parallax, False, failed)
+
+
+def _sampson_px(fmat: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[N]`` Sampson distance (≈ pixels) of matches ``a → b`` (``[N, 2]``) to the fundamental matrix."""
+    x1 = np.concatenate([a, np.ones((a.shape[0], 1))], 1)
+    x2 = np.concatenate([b, np.ones((b.shape[0], 1))], 1)
+    fx1 = x1 @ fmat.T
+    ftx2 = x2 @ fmat
+    num = np.einsum("ni,ni->n", x2, fx1) ** 2
+    den = fx1[:, 0] ** 2 + fx1[:, 1] ** 2 + ftx2[:, 0] ** 2 + ftx2[:, 1] ** 2
+    return np.sqrt(num / np.maximum(den, 1e-18))
 
 
 def _median_parallax(rays: torch.Tensor, uv_t: torch.Tensor, cam: _Intrinsics, r: torch.Tensor) -> float:
@@ -762,15 +787,16 @@ _DELTA_Z = 2.0  # ... of the depth error, in units of _SIGMA_LOGZ
 
 
 def _robust(r2: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pseudo-Huber cost δ²(√(1 + r²/δ²) − 1) of squared residuals and its IRLS weight 1/√(1 + r²/δ²)."""
-    root = torch.sqrt(1 + r2 / (delta * delta))
-    return delta * delta * (root - 1), 1 / root
+    """Cauchy cost δ² log(1 + r²/δ²) of squared residuals and its IRLS weight 1/(1 + r²/δ²): redescending,
+    so a moving point the split missed has almost no pull on the cameras (the start comes from RANSAC)."""
+    u = r2 / (delta * delta)
+    return delta * delta * torch.log1p(u), 1 / (1 + u)
 
 
 def _bundle_adjust(sample: _Sample, use: torch.Tensor, cam: _Intrinsics, rot, trans, logd, *, has_depth: bool, estimate_focal: bool, mode: str, iterations: int):
     """Refine every pose (the reference held at identity), the points' log depths and the focal length.
 
-    Levenberg–Marquardt with analytic Jacobians and IRLS weights for a pseudo-Huber loss (δ = 2 px) on
+    Levenberg–Marquardt with analytic Jacobians and IRLS weights for a Cauchy loss (δ = 2 px) on
     the reprojection error of every visible observation of the ``use`` tracks; with depth, also on the
     log-depth error against the measured depth in each frame (σ = 5 %) and at the reference. Points are
     parametrised along their reference rays (X = e^ρ · K⁻¹[u, v, 1]), poses by a left rotation update
@@ -945,8 +971,9 @@ def _bundle_adjust(sample: _Sample, use: torch.Tensor, cam: _Intrinsics, rot, tr
 # ---------------------------------------------------------------------------------------------------
 
 
-def _classify_sample(sample: _Sample, cam, rot, trans, logd, has_depth: bool, threshold: float) -> torch.Tensor:
-    """``[N]`` bool: sampled tracks that agree with the cameras in at least half the frames they are seen in."""
+def _classify_sample(sample: _Sample, cam, rot, trans, logd, has_depth: bool, threshold: float, vote: float = _BA_VOTE) -> torch.Tensor:
+    """``[N]`` bool: sampled tracks that agree with the cameras in at least ``vote`` of the frames they are seen in
+    (stricter than the final split: the refinement wants clean inliers)."""
     ref = sample.ref
     rays = sample.rays(cam)
     if logd is None:  # rotation only: points at infinity
@@ -967,7 +994,7 @@ def _classify_sample(sample: _Sample, cam, rot, trans, logd, has_depth: bool, th
     seen[ref] = False
     votes = (ok & seen).sum(0).to(_DT)
     count = seen.sum(0).to(_DT)
-    return known & ((votes >= _STATIC_VOTE * count) | (count == 0))
+    return known & ((votes >= vote * count) | (count == 0))
 
 
 @dataclass
@@ -1144,19 +1171,24 @@ def _depth_from_motion(tracks: Tracks3D, cam: _Intrinsics, rot, trans, dense: _D
 def rasterise_depth(uv: torch.Tensor, z: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Depth image ``[H, W]`` and valid mask from points at pixels ``uv [N, 2]`` with depth ``z [N]``.
 
-    Each point writes to the 4 pixels around it; the nearest point wins (a z-buffer), so the
-    small gaps a track field opens when it stretches are closed and nothing behind shows through.
+    Each point writes to its nearest pixel, the nearest point winning (a z-buffer); pixels no point
+    lands on take the nearest of the points among whose 4 surrounding pixels they are, which closes
+    the small gaps a track field opens where it stretches.
     """
-    flat = torch.full((height * width,), float("inf"), dtype=torch.float64)
+    def splat(x: torch.Tensor, y: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        flat = torch.full((height * width,), float("inf"), dtype=torch.float64)
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        flat.scatter_reduce_(0, (y * width + x)[inside], values[inside], reduce="amin")
+        return flat
+
+    z = z.double()
+    nearest = splat(uv[:, 0].round().long(), uv[:, 1].round().long(), z) if uv.shape[0] else torch.full((height * width,), float("inf"), dtype=torch.float64)
     if uv.shape[0]:
         x0, y0 = uv[:, 0].floor().long(), uv[:, 1].floor().long()
-        for dx in (0, 1):
-            for dy in (0, 1):
-                x, y = x0 + dx, y0 + dy
-                inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-                flat.scatter_reduce_(0, (y * width + x)[inside], z[inside].double(), reduce="amin")
-    valid = flat.isfinite()
-    depth = torch.where(valid, flat, torch.zeros_like(flat)).float()
+        around = torch.stack([splat(x0 + dx, y0 + dy, z) for dx in (0, 1) for dy in (0, 1)]).amin(0)
+        nearest = torch.where(nearest.isfinite(), nearest, around)
+    valid = nearest.isfinite()
+    depth = torch.where(valid, nearest, torch.zeros_like(nearest)).float()
     return depth.reshape(height, width), valid.reshape(height, width)
 
 
