@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .camera import CameraPath, intrinsics_from_fov, pixel_grid
+from .camera import CameraPath, intrinsics_from_fov
 from .checks import check_finite_number, check_positive_int
 from .depth import DepthVideo
 from .tracking import Tracks3D, _torch_threads
@@ -737,7 +737,6 @@ def _triangulate_log_depth(rays, uv, vis, cam: _Intrinsics, rot, trans, keep=Non
     d = −Σ (a·c) / Σ (a·a), a = x_t × R_t b, c = x_t × t_t. Points with too little parallax, behind a
     camera or outside ``keep`` get ``current`` (NaN if None).
     """
-    num = uv.shape[0]
     x = cam.rays(uv)  # [T, N, 3]
     rb = torch.einsum("tij,nj->tni", rot, rays)
     a = torch.linalg.cross(x, rb, dim=-1)
@@ -1010,7 +1009,6 @@ def _classify_dense(tracks: Tracks3D, cam: _Intrinsics, rot, trans, mode: str, t
     """Every reference pixel against the solved cameras: static mask, error figures, and (motion) its depth."""
     num, h, w = tracks.num_frames, tracks.height, tracks.width
     ref = tracks.ref_frame
-    uv_ref = pixel_grid(h, w, dtype=_DT).reshape(-1, 2)
     rays = cam.rays(tracks.uv[ref].detach().to("cpu", _DT).reshape(-1, 2))
     vis_all = tracks.visible().detach().to("cpu").reshape(num, -1)
     logd = None
