@@ -74,11 +74,8 @@ def info(*lines: str) -> dict:
 _PREFIX_OK = re.compile(r"^[\w\-. /]+$")
 
 
-def output_path(prefix: str, extension: str, folder: Path | None = None) -> tuple[Path, str, str]:
-    """Next free ``<output>/<prefix>_<00001>.<ext>``: returns (path, subfolder, filename).
-
-    The prefix may contain sub-folders (``vid4d/demo``) but may not leave the output folder.
-    """
+def _output_target(prefix: str, folder: Path | None) -> tuple[Path, str, str, int]:
+    """(folder, subfolder, stem, next counter) for ``<output>/<prefix>``; the prefix may not leave the output folder."""
     root = Path(folder) if folder is not None else runtime.output_directory()
     prefix = (prefix or "vid4d").strip().replace("\\", "/")
     if not _PREFIX_OK.match(prefix) or ".." in prefix.split("/") or prefix.startswith("/"):
@@ -89,9 +86,59 @@ def output_path(prefix: str, extension: str, folder: Path | None = None) -> tupl
     target.mkdir(parents=True, exist_ok=True)
     pattern = re.compile(re.escape(stem) + r"_(\d{5})")
     taken = [int(m.group(1)) for p in target.iterdir() if (m := pattern.match(p.name))]
-    counter = max(taken, default=0) + 1
+    return target, sub, stem, max(taken, default=0) + 1
+
+
+def output_path(prefix: str, extension: str, folder: Path | None = None) -> tuple[Path, str, str]:
+    """Next free ``<output>/<prefix>_<00001>.<ext>``: returns (path, subfolder, filename).
+
+    The prefix may contain sub-folders (``vid4d/demo``) but may not leave the output folder.
+    """
+    target, sub, stem, counter = _output_target(prefix, folder)
     filename = f"{stem}_{counter:05d}.{extension.lstrip('.')}"
     return target / filename, sub, filename
+
+
+def output_folder(prefix: str, folder: Path | None = None) -> tuple[Path, str]:
+    """A new folder ``<output>/<prefix>_<00001>/`` for a file sequence (PLY per frame, depth PNGs...):
+    returns (folder, its subfolder relative to the output folder). Same prefix rules as :func:`output_path`."""
+    target, sub, stem, counter = _output_target(prefix, folder)
+    path = target / f"{stem}_{counter:05d}"
+    path.mkdir()
+    return path, f"{sub}/{path.name}" if sub else path.name
+
+
+def input_files(extensions: tuple[str, ...], limit: int = 5000) -> list[str]:
+    """Files in ComfyUI's input folder (and its sub-folders) with one of ``extensions``, as relative paths."""
+    root = runtime.input_directory()
+    if not root.is_dir():
+        return []
+    found = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name.lower().endswith(extensions):
+            found.append(p.relative_to(root).as_posix())
+            if len(found) >= limit:
+                break
+    return found
+
+
+def input_file(name: str, extensions: tuple[str, ...] = ()) -> Path:
+    """A file inside ComfyUI's input folder, named relative to it (``name [input]`` accepted); a path that
+    leaves the input folder (absolute, ``..``, a link out) is refused, and so is a missing file."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("no file given: choose a file from the input folder (upload it there first)")
+    name = name.strip()
+    if name.endswith(" [input]"):
+        name = name[: -len(" [input]")]
+    root = runtime.input_directory().resolve()
+    path = (root / name).resolve()
+    if Path(name).is_absolute() or not path.is_relative_to(root):
+        raise ValueError(f"{name!r}: files are read from the input folder only ({root}); give a path relative to it")
+    if not path.is_file():
+        raise ValueError(f"{name!r}: no such file in the input folder ({root})")
+    if extensions and not path.name.lower().endswith(extensions):
+        raise ValueError(f"{name!r}: expected a {' / '.join(extensions)} file")
+    return path
 
 
 def preview_entry(path: Path, subfolder: str) -> dict:

@@ -72,7 +72,7 @@ class PointRegularizer:
         z_min = float(before[..., 2][before[..., 2] > 0].min()) * 0.1 if bool((before[..., 2] > 0).any()) else 1e-6
         after = torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
         uv, depth = pts.project_points(after, tracks.intrinsics)
-        out = Tracks3D(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame)
+        out = Tracks3D(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame, depth_known=tracks.depth_known)
         maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
         text = _report(before, after, tracks, stats)
         return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text)}

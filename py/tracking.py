@@ -24,6 +24,9 @@ class Tracks3D(TensorData):
         visibility: ``[T, H, W]`` bool, or float confidence in 0..1.
         intrinsics: ``[3, 3]`` or ``[T, 3, 3]`` of the source camera.
         ref_frame: index of the reference frame, ``0 <= ref_frame < T``.
+        depth_known: False when the tracks were made without depth (``depth`` is then the
+            placeholder plane z = 1 and carries no information; the camera solve then works from the
+            2D tracks alone, see :func:`vid4d.py.solve.solve_camera`).
     """
 
     uv: torch.Tensor
@@ -31,6 +34,7 @@ class Tracks3D(TensorData):
     visibility: torch.Tensor
     intrinsics: torch.Tensor
     ref_frame: int = 0
+    depth_known: bool = True
 
     def __post_init__(self):
         dims: dict[str, int] = {}
@@ -42,6 +46,8 @@ class Tracks3D(TensorData):
             check_range("Tracks3D.visibility", self.visibility, 0.0, 1.0)
         if isinstance(self.ref_frame, bool) or not isinstance(self.ref_frame, int) or not 0 <= self.ref_frame < dims["T"]:
             raise ValueError(f"Tracks3D.ref_frame: expected an index in [0, {dims['T']}), got {self.ref_frame!r}")
+        if not isinstance(self.depth_known, bool):
+            raise ValueError(f"Tracks3D.depth_known: expected True or False, got {self.depth_known!r}")
 
     @property
     def num_frames(self) -> int:
@@ -255,7 +261,7 @@ def track_dense(
                 progress(done)
     if depth_maps is not None and depth_smoothing > 1:
         z = _smooth_visible(z, vis, depth_smoothing)
-    return Tracks3D(uv=uv, depth=z, visibility=vis, intrinsics=intrinsics, ref_frame=ref_frame)
+    return Tracks3D(uv=uv, depth=z, visibility=vis, intrinsics=intrinsics, ref_frame=ref_frame, depth_known=depth_maps is not None)
 
 
 # --- validation ------------------------------------------------------------------------------------
