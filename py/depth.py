@@ -43,8 +43,7 @@ class DepthVideo(TensorData):
             raise ValueError(f"DepthVideo.encoding: expected one of {VALUE_ENCODINGS}, got {self.encoding!r}")
         if self.encoding != "depth" and self.kind != "relative":
             raise ValueError(f"DepthVideo: encoding {self.encoding!r} is known only up to scale and shift, so kind must be 'relative', got {self.kind!r}")
-        values = self.depth if self.valid is None else self.depth[self.valid]
-        check_range("DepthVideo.depth", values, low=0.0)
+        check_range("DepthVideo.depth", lambda: self.depth if self.valid is None else self.depth[self.valid], low=0.0, source=self.depth)
 
     @property
     def num_frames(self) -> int:
@@ -74,7 +73,7 @@ class DepthVideo(TensorData):
             depth = near + g * (far - near)
         if self.valid is not None:
             depth = torch.where(self.valid, depth, torch.zeros_like(depth))
-        return DepthVideo(depth.float(), kind="relative", valid=self.valid, encoding="depth")
+        return DepthVideo.from_checked(depth.float(), kind="relative", valid=self.valid, encoding="depth")
 
     def normalized(self) -> torch.Tensor:
         """``[T, H, W]`` in 0..1 with near = 1 (as depth packs' grey maps), one mapping for the video."""
@@ -133,7 +132,7 @@ def depth_from_image(image: torch.Tensor, encoding: str = "disparity", near: flo
         depth = near + grey * (far - near)
     else:
         raise ValueError(f"depth_from_image: encoding must be 'disparity', 'depth' or 'metric', got {encoding!r}")
-    return DepthVideo(depth.float(), kind="metric" if encoding == "metric" else "relative")
+    return DepthVideo.from_checked(depth.float(), kind="metric" if encoding == "metric" else "relative")
 
 
 # Google's polynomial fit of the Turbo colormap (a lookup small enough to carry here).

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .camera import ease, pixel_grid, unproject_pixels
-from .checks import TensorData, check_finite_number, check_positive_int, check_range, check_tensor
+from .checks import TensorData, check_finite_number, check_positive_int, check_range, check_tensor, scan
 from .tracking import Tracks3D
 
 
@@ -45,10 +45,8 @@ class GaussianField(TensorData):
         if self.pixels is not None:
             check_tensor("GaussianField.pixels", self.pixels, ("N", 2), dims=dims)
         check_range("GaussianField.opacities", self.opacities, 0.0, 1.0)
-        if bool((self.scales <= 0).any()):
-            raise ValueError("GaussianField.scales: every scale must be > 0")
-        if bool((self.quats.norm(dim=-1) < 1e-8).any()):
-            raise ValueError("GaussianField.quats: every quaternion must have a non-zero norm")
+        scan(self.scales, "positive", lambda: "GaussianField.scales: every scale must be > 0" if bool((self.scales <= 0).any()) else None)
+        scan(self.quats, "nonzero_norm", lambda: "GaussianField.quats: every quaternion must have a non-zero norm" if bool((self.quats.norm(dim=-1) < 1e-8).any()) else None)
 
     @property
     def num_frames(self) -> int:
@@ -107,7 +105,7 @@ def lift_depth(
     """
     check_tensor("image", image, ("H", "W", 3))
     field = lift_depth_video(image[None], depth[None], intrinsics, kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
-    return GaussianField(field.means, field.colors[0], field.opacities[0], field.scales[0], field.quats, pixels=field.pixels)
+    return GaussianField.from_checked(field.means, field.colors[0], field.opacities[0], field.scales[0], field.quats, pixels=field.pixels)
 
 
 def lift_depth_video(
@@ -133,6 +131,7 @@ def lift_depth_video(
     check_tensor("depth", depth, ("T", "H", "W"), dims=dims)
     check_tensor("intrinsics", intrinsics, [(3, 3), ("T", 3, 3)], dims=dims)
     _check_lift_args(kappa, stride, edge_threshold, edge_mode)
+    _check_focal(intrinsics)
     if not bool((depth > 0).any()):
         raise ValueError("depth: no pixel has a positive depth; nothing to lift")
     k = intrinsics.reshape(-1, 3, 3).to(depth.dtype)
@@ -145,7 +144,7 @@ def lift_depth_video(
     focal = 0.5 * (k[:, 0, 0] + k[:, 1, 1])
     scales = (kappa * stride * d.clamp_min(1e-6) / focal[:, None, None]).reshape(dims["T"], -1, 1).expand(-1, -1, 3)
     n = means.shape[1]
-    return GaussianField(
+    return GaussianField.from_checked(
         means=means.float(),
         colors=colours.float().clamp(0, 1),
         opacities=opacities.float(),
@@ -178,6 +177,7 @@ def lift_tracks(
     dims: dict[str, int] = {"T": tracks.num_frames, "H": tracks.height, "W": tracks.width}
     check_tensor("frames", frames, ("T", "H", "W", 3), dims=dims)
     _check_lift_args(kappa, stride, edge_threshold, edge_mode)
+    _check_focal(tracks.intrinsics)
     if color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode: expected one of {COLOR_MODES}, got {color_mode!r}")
     t_count, r = tracks.num_frames, tracks.ref_frame
@@ -196,7 +196,7 @@ def lift_tracks(
     else:
         sampled = sample_frames(frames, uv).reshape(t_count, -1, 3)
         colors = torch.where(vis.reshape(t_count, -1, 1) > 0.5, sampled, reference[None])
-    return GaussianField(
+    return GaussianField.from_checked(
         means=means.float(),
         colors=colors.float().clamp(0, 1),
         opacities=opacities.float(),
@@ -250,6 +250,13 @@ def _check_lift_args(kappa, stride, edge_threshold, edge_mode) -> None:
     check_finite_number("edge_threshold", edge_threshold, low=1e-4, high=1e6)
     if edge_mode not in EDGE_MODES:
         raise ValueError(f"edge_mode: expected one of {EDGE_MODES}, got {edge_mode!r}")
+
+
+def _check_focal(intrinsics: torch.Tensor) -> None:
+    # The field is built unchecked from these (GaussianField.from_checked): a zero focal would give inf scales.
+    k = intrinsics.reshape(-1, 3, 3)
+    if not bool(((k[:, 0, 0] > 0) & (k[:, 1, 1] > 0)).all()):
+        raise ValueError("intrinsics: the focal lengths (fx, fy) must be > 0")
 
 
 def _identity_quats(n: int, device) -> torch.Tensor:
@@ -315,6 +322,9 @@ def edit_gaussians(
         raise ValueError("selection is empty: the mask/box selects no Gaussian")
     check_finite_number("angle", angle)
     check_finite_number("scale", scale, low=1e-3, high=1e3)
+    for name, vector in (("axis", axis), ("translate", translate), ("pivot", pivot)):
+        if vector is not None:
+            check_tensor(name, torch.as_tensor(vector, dtype=torch.float64).reshape(-1), (3,))
     check_finite_number("speed", speed, low=0.0, high=100.0)
     t_count = field.num_frames
     if t_count == 1 and num_frames is not None:
@@ -348,7 +358,7 @@ def edit_gaussians(
     scales[:, sel] = scales[:, sel] * grow.to(dev, dt)[:, None, None]
     quats = quats.clone()
     quats[:, sel] = _quat_multiply(_matrix_to_quat(rot).to(dev, dt)[:, None], quats[:, sel])
-    return GaussianField(means, colors, opacities, scales, quats, pixels=field.pixels)
+    return GaussianField.from_checked(means, colors, opacities, scales, quats, pixels=field.pixels)
 
 
 def _time_varying(field: GaussianField, t_count: int) -> GaussianField:
@@ -359,7 +369,7 @@ def _time_varying(field: GaussianField, t_count: int) -> GaussianField:
             x = x.unsqueeze(0)
         return x.expand(t_count, *x.shape[1:]).clone() if x.shape[0] != t_count else x
 
-    return GaussianField(
+    return GaussianField.from_checked(
         per_time(field.means, 2),
         per_time(field.colors, 2),
         per_time(field.opacities, 1),

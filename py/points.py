@@ -163,7 +163,7 @@ def point_maps(
         pix, value = pix[win], (xyz[f][keep][win] - center) / scale
         points[f].view(-1, 3)[pix] = value
         valid[f].view(-1)[pix] = True
-    return PointMaps(points=points, valid=valid, center=center, scale=scale, index=index)
+    return PointMaps.from_checked(points=points, valid=valid, center=center, scale=scale, index=index)
 
 
 # ---------------------------------------------------------------------------------------------------

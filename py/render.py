@@ -193,7 +193,7 @@ def join_renders(results: "list[RenderResult]", *, hole_threshold: float = 0.5, 
     depth = torch.cat([r.depth for r in results], dim=dim)
     clips = (int(rgb.shape[0]),) if layout == "grid" else tuple(int(r.rgb.shape[0]) for r in results)
     holes = (alpha < hole_threshold).float()
-    return RenderedVideo(rgb, alpha, depth, holes, clips, layout, len(results), hole_threshold)
+    return RenderedVideo.from_checked(rgb, alpha, depth, holes, clips, layout, len(results), hole_threshold)
 
 
 # ------------------------------------------------------------------------------------------ entry point
