@@ -11,7 +11,7 @@ from ..models.gsdit import GSDiTPipeline
 from ..models.motion import MotionPipeline
 from ..models.synthesis import SynthesisModel
 from ..py.camera import CameraPath, CameraRig
-from ..py.checks import validation_scope
+from ..py.checks import trust, validation_scope
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
 from ..py.render import RenderedVideo
@@ -65,6 +65,7 @@ def expect(value, socket: str, input_name: str):
         raise ValueError(f"input '{input_name}': expected a single camera path, got a rig of {len(value)} cameras; use a CameraPath node with cameras = 1")
     if not isinstance(value, cls):
         raise ValueError(f"input '{input_name}': expected a {socket} ({cls.__name__}), got {type(value).__name__}; connect it to a Vid4D node that outputs {socket}")
+    trust(value)  # its fields were checked when it was built: not scanned again in this node
     return value
 
 

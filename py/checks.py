@@ -96,10 +96,13 @@ def _remember(tensor: torch.Tensor, key: str) -> None:
 
 
 def trust(*values) -> None:
-    """Mark tensors as checked in the current scope (values computed from checked inputs)."""
+    """Mark tensors (and the tensor fields of TensorData) as checked in the current scope: values computed
+    from checked inputs, views of them, or the fields of a dataclass that checked them when it was built."""
     for v in values:
         if isinstance(v, torch.Tensor):
             _remember(v, TRUSTED)
+        elif isinstance(v, TensorData):
+            trust(*(getattr(v, f.name) for f in dataclasses.fields(v)))
 
 
 def scan(tensor: torch.Tensor, key: str, problem: Callable[[], str | None]) -> None:

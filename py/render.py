@@ -173,6 +173,14 @@ class RenderedVideo(TensorData):
         """One ``slice`` over the frame axis per clip."""
         return [slice(s, s + n) for s, n in zip(self.starts, self.clip_frames)]
 
+    def depth_video(self):
+        """The render's depth as a relative :class:`~vid4d.py.depth.DepthVideo`, valid where something was
+        rendered (alpha ≥ ``hole_threshold``, at least 1e-3), 0 elsewhere."""
+        from .depth import DepthVideo
+
+        valid = self.alpha >= max(self.hole_threshold, 1e-3)
+        return DepthVideo.from_checked(torch.where(valid, self.depth, torch.zeros_like(self.depth)), kind="relative", valid=valid)
+
     def overlay(self) -> torch.Tensor:
         """``[T, H, W, 3]``: the render with its holes tinted magenta."""
         tint = torch.tensor(HOLE_COLOR, dtype=self.rgb.dtype, device=self.rgb.device)
