@@ -23,16 +23,27 @@ def _render(clips, seed=0):
     return RenderedVideo(rgb, alpha, torch.ones(t, H, W), (alpha < 0.5).float(), tuple(clips), "sequence", len(clips), 0.5)
 
 
-def test_a_three_camera_render_gives_three_clips_of_their_own_lengths(tiny_models, fake_comfy):
+def test_a_three_camera_render_gives_three_clips_of_their_own_lengths(tiny_models, fake_comfy, monkeypatch):
+    from vid4d.py import checks
+
+    scanned = []
+    real = checks._nonfinite
+    monkeypatch.setattr(checks, "_nonfinite", lambda name, value, what="": scanned.append(name) or real(name, value, what))
     pipe = Vid4DGSDiTModelLoader().load("CogVideoX-2b", "(model folder)", "fp32", "none", True)["result"][0]
     render = _render([9, 1, 9])
     render.rgb[10:] = render.rgb[:9]  # cameras 1 and 3 see the same: same seed and prompt give the same clip
+    scanned.clear()
     out = GSDiTSampler().generate(pipe, render=render, **ARGS)
+    assert scanned == []  # the render was checked when it was built; neither the node nor the pipeline scans it again
     frames = out["result"][0]
     assert frames.shape == (19, H, W, 3)  # each clip generated on its own: 9 + 1 + 9 frames
     assert torch.equal(frames[:9], frames[10:])
     assert "3 clip(s) (9x1x9 frames)" in out["ui"]["vid4d_info"][0]
     assert fake_comfy.calls["progress"][-1] == (3, 3)
+    # images + holes from any node: checked once by the node, not again by the pipeline (it did before).
+    scanned.clear()
+    GSDiTSampler().generate(pipe, images=render.rgb[9:10].clone(), holes=render.holes[9:10].clone(), **ARGS)
+    assert scanned == ["images", "holes"]
 
 
 def test_what_the_render_supplies_and_what_overrides_it():
