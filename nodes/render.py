@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import torch
 
 from ..py import camera as cam
 from ..py.render import BACKENDS, LAYOUTS, RenderResult, join_renders, render_gaussians
