@@ -121,7 +121,7 @@ def preview_entry(path: Path, subfolder: str) -> dict:
 
 
 # ---------------------------------------------------------------- inputs several nodes share
-DEPTH_ENCODINGS = ["disparity", "depth", "metric"]
+# The depth_encoding widgets list py.depth.IMAGE_ENCODINGS (the one vocabulary for reading depth images).
 NEAR_TOOLTIP = "scene depth of the nearest value: a depth_image is mapped between near and far, and so is a VID4D_DEPTH flagged affine depth or disparity (VideoDepth); a VID4D_DEPTH that already holds camera depth ignores it"
 FAR_TOOLTIP = "scene depth of the farthest value of a relative depth (as for near)"
 

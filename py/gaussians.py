@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -83,41 +84,46 @@ COLOR_MODES = ("reference", "per_frame")
 DEFAULT_KAPPA = 0.3
 
 
-def lift_depth(
-    image: torch.Tensor,
-    depth: torch.Tensor,
-    intrinsics: torch.Tensor,
-    *,
-    kappa: float = DEFAULT_KAPPA,
-    stride: int = 1,
-    edge_threshold: float = 0.1,
-    edge_mode: str = "drop",
-) -> GaussianField:
+@dataclass(frozen=True)
+class LiftOptions:
+    """How pixels become Gaussians, for every ``lift_*`` function (each also takes these as keywords).
+
+    Attributes:
+        kappa: Gaussian std in source-view pixels (s = κ·stride·d/f).
+        stride: keep every ``stride``-th pixel in x and y (the Gaussians grow to cover the gaps).
+        edge_threshold, edge_mode: what happens at depth discontinuities, see :func:`depth_edges` and
+            :data:`EDGE_MODES` (``drop``: opacity 0 above the threshold; ``fade``: linear to 0 at twice it).
+    """
+
+    kappa: float = DEFAULT_KAPPA
+    stride: int = 1
+    edge_threshold: float = 0.1
+    edge_mode: str = "drop"
+
+    def __post_init__(self):
+        _check_lift_args(self.kappa, self.stride, self.edge_threshold, self.edge_mode)
+
+
+def lift_options(options: LiftOptions | None = None, **overrides) -> LiftOptions:
+    """``options`` (default :class:`LiftOptions`) with keyword overrides, e.g. ``lift_options(stride=2)``."""
+    return dataclasses.replace(options or LiftOptions(), **overrides)
+
+
+def lift_depth(image: torch.Tensor, depth: torch.Tensor, intrinsics: torch.Tensor, options: LiftOptions | None = None, **overrides) -> GaussianField:
     """One image lifted once: a static field (T = 1) with one Gaussian per pixel (per ``stride`` pixels).
 
     Args:
         image: ``[H, W, 3]`` colours in 0..1.
         depth: ``[H, W]`` camera z, > 0 (0 or negative = no depth: no Gaussian there).
         intrinsics: ``[3, 3]`` of the camera that saw the image; the field lives in its frame.
-        kappa: Gaussian std in source-view pixels (s = κ·stride·d/f).
-        stride: keep every ``stride``-th pixel in x and y (the Gaussians grow to cover the gaps).
-        edge_threshold, edge_mode: see :func:`depth_edges`.
+        options, overrides: :class:`LiftOptions` (kappa, stride, edge_threshold, edge_mode).
     """
     check_tensor("image", image, ("H", "W", 3))
-    field = lift_depth_video(image[None], depth[None], intrinsics, kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
+    field = lift_depth_video(image[None], depth[None], intrinsics, lift_options(options, **overrides))
     return GaussianField.from_checked(field.means, field.colors[0], field.opacities[0], field.scales[0], field.quats, pixels=field.pixels)
 
 
-def lift_depth_video(
-    frames: torch.Tensor,
-    depth: torch.Tensor,
-    intrinsics: torch.Tensor,
-    *,
-    kappa: float = DEFAULT_KAPPA,
-    stride: int = 1,
-    edge_threshold: float = 0.1,
-    edge_mode: str = "drop",
-) -> GaussianField:
+def lift_depth_video(frames: torch.Tensor, depth: torch.Tensor, intrinsics: torch.Tensor, options: LiftOptions | None = None, **overrides) -> GaussianField:
     """Every frame's own depth lifted at its own time: ``means [T, N, 3]`` with N = pixels (at ``stride``).
 
     Gaussian n at time t is pixel n of frame t, so N is shared while the surface point it shows
@@ -125,12 +131,14 @@ def lift_depth_video(
 
     Args:
         frames: ``[T, H, W, 3]``; depth: ``[T, H, W]``; intrinsics: ``[3, 3]`` or ``[T, 3, 3]``.
+        options, overrides: :class:`LiftOptions` (kappa, stride, edge_threshold, edge_mode).
     """
     dims: dict[str, int] = {}
     check_tensor("frames", frames, ("T", "H", "W", 3), dims=dims)
     check_tensor("depth", depth, ("T", "H", "W"), dims=dims)
     check_tensor("intrinsics", intrinsics, [(3, 3), ("T", 3, 3)], dims=dims)
-    _check_lift_args(kappa, stride, edge_threshold, edge_mode)
+    opts = lift_options(options, **overrides)
+    kappa, stride, edge_threshold, edge_mode = opts.kappa, opts.stride, opts.edge_threshold, opts.edge_mode
     _check_focal(intrinsics)
     if not bool((depth > 0).any()):
         raise ValueError("depth: no pixel has a positive depth; nothing to lift")
@@ -154,16 +162,7 @@ def lift_depth_video(
     )
 
 
-def lift_tracks(
-    tracks: Tracks3D,
-    frames: torch.Tensor,
-    *,
-    kappa: float = DEFAULT_KAPPA,
-    stride: int = 1,
-    color_mode: str = "reference",
-    edge_threshold: float = 0.1,
-    edge_mode: str = "drop",
-) -> GaussianField:
+def lift_tracks(tracks: Tracks3D, frames: torch.Tensor, options: LiftOptions | None = None, *, color_mode: str = "reference", **overrides) -> GaussianField:
     """The pseudo 4D Gaussian field of GS-DiT: one Gaussian per reference pixel following its 3D track.
 
     Mean at time t = the tracked point X_t = d_t·K⁻¹[u_t, v_t, 1] in camera t's frame ("pseudo":
@@ -173,10 +172,12 @@ def lift_tracks(
 
     Args:
         tracks: dense tracks of the reference frame; frames: ``[T, H, W, 3]`` of the same video.
+        options, overrides: :class:`LiftOptions` (kappa, stride, edge_threshold, edge_mode).
     """
     dims: dict[str, int] = {"T": tracks.num_frames, "H": tracks.height, "W": tracks.width}
     check_tensor("frames", frames, ("T", "H", "W", 3), dims=dims)
-    _check_lift_args(kappa, stride, edge_threshold, edge_mode)
+    opts = lift_options(options, **overrides)
+    kappa, stride, edge_threshold, edge_mode = opts.kappa, opts.stride, opts.edge_threshold, opts.edge_mode
     _check_focal(tracks.intrinsics)
     if color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode: expected one of {COLOR_MODES}, got {color_mode!r}")
