@@ -107,11 +107,7 @@ class SoftmaxSplat:
             value = depth_input(depth, depth_image, encoding, height=h, width=w)
             if value is None:
                 raise ValueError("weight_mode 'depth' needs a depth or depth_image input")
-            d = value.depth[0].float()
-            valid = d > 0 if value.valid is None else value.valid[0] & (d > 0)
-            # nearer wins: inverse depth; invalid pixels get the farthest value
-            inv = torch.where(valid, 1.0 / d.clamp_min(1e-8), torch.zeros_like(d))
-            return torch.where(valid, inv, inv[valid].min() if bool(valid.any()) else inv)
+            return value.nearness(0)  # nearer wins
         if weight_image is None:
             raise ValueError("weight_mode 'custom' needs a weight_image input")
         img = check_image("weight_image", weight_image)[0]

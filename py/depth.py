@@ -78,6 +78,15 @@ class DepthVideo(TensorData):
             depth = torch.where(self.valid, depth, torch.zeros_like(depth))
         return DepthVideo.from_checked(depth.float(), kind="relative", valid=self.valid, encoding="depth")
 
+    def nearness(self, frame: int = 0) -> torch.Tensor:
+        """``[H, W]`` inverse depth of one frame (larger = nearer; an affine-invariant video is placed with
+        :meth:`as_depth`'s defaults first); pixels without depth get the farthest value."""
+        video = self.as_depth()
+        d = video.depth[frame].float()
+        valid = d > 0 if video.valid is None else video.valid[frame] & (d > 0)
+        inv = torch.where(valid, 1.0 / d.clamp_min(1e-8), torch.zeros_like(d))
+        return torch.where(valid, inv, inv[valid].min() if bool(valid.any()) else inv)
+
     def normalized(self) -> torch.Tensor:
         """``[T, H, W]`` in 0..1 with near = 1 (as depth packs' grey maps), one mapping for the video."""
         if self.encoding == "depth":
