@@ -110,6 +110,12 @@ def test_the_node_chain_scans_each_tensor_once_per_node(scans, monkeypatch):
         real_post(self)
 
     monkeypatch.setattr(GaussianField, "__post_init__", count)
+    import functools
+
+    from vid4d.nodes import render as render_node
+
+    # Eager rendering: the validation path is the same, without the one-off torch.compile of the CPU renderer.
+    monkeypatch.setattr(render_node, "render_gaussians", functools.partial(render_node.render_gaussians, compile=False))
     per_node = {}
     scans.clear()
     tracks = DenseTrack3D().track(frames, "flow_chain", 0, 60.0, "ultrafast", 0, 0, "disparity", 1.0, 10.0, "none.pth", 16, depth=scene.depth_video())["result"][0]

@@ -34,8 +34,8 @@ def test_rig_same_seed_per_camera_progress_and_resize(tiny_models, fake_comfy):
     assert torch.equal(frames[:9], frames[9:])  # same seed and prompt for every camera
     assert fake_comfy.calls["progress"][-1] == (4, 4)
     assert "training-free" in out["ui"]["vid4d_info"][0]
-    resized = GSDiTSampler().generate(pipe, images=clip, holes=holes, **{**ARGS, "resize_to_input": True})["result"][0]
-    assert resized.shape == (9, 34, 50, 3)
+    resized = GSDiTSampler().generate(pipe, images=clip[:1], holes=holes[:1], **{**ARGS, "resize_to_input": True})["result"][0]
+    assert resized.shape == (1, 34, 50, 3)
 
 
 def test_sampler_errors_and_cancel(tiny_models, fake_comfy):
