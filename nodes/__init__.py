@@ -1,6 +1,7 @@
 """ComfyUI adapters. Each module lists its node classes; this file merges them for registration."""
 
 from . import camera, depth, exchange, gaussians, gsdit, points, render, runtime, scene, solve, spectral, splat, tracking, video
+from .common import check_once
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
@@ -8,6 +9,10 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 for _module in (video, scene, tracking, gaussians, camera, render, gsdit, spectral, splat, depth, points, solve, exchange):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+
+# One validation scope per node call: a tensor a node checked is not scanned again on its way (py/checks.py).
+for _node in NODE_CLASS_MAPPINGS.values():
+    check_once(_node)
 
 runtime.register_model_folders()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from ..models.gsdit import GSDiTPipeline
 from ..models.motion import MotionPipeline
 from ..models.synthesis import SynthesisModel
 from ..py.camera import CameraPath, CameraRig
+from ..py.checks import trust, validation_scope
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
 from ..py.render import RenderedVideo
@@ -63,7 +65,26 @@ def expect(value, socket: str, input_name: str):
         raise ValueError(f"input '{input_name}': expected a single camera path, got a rig of {len(value)} cameras; use a CameraPath node with cameras = 1")
     if not isinstance(value, cls):
         raise ValueError(f"input '{input_name}': expected a {socket} ({cls.__name__}), got {type(value).__name__}; connect it to a Vid4D node that outputs {socket}")
+    trust(value)  # its fields were checked when it was built: not scanned again in this node
     return value
+
+
+def check_once(node_class: type) -> type:
+    """Run the node's ``FUNCTION`` in a validation scope (``py.checks``): within one call each tensor is
+    scanned for NaN/inf (and ranges) at most once, however many ``py/`` functions it passes through.
+    ``nodes/__init__.py`` applies it to every registered node."""
+    method = getattr(node_class, node_class.FUNCTION)
+    if getattr(method, "vid4d_check_once", False):
+        return node_class
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with validation_scope():
+            return method(self, *args, **kwargs)
+
+    run.vid4d_check_once = True
+    setattr(node_class, node_class.FUNCTION, run)
+    return node_class
 
 
 def info(*lines: str) -> dict:
@@ -147,7 +168,7 @@ def preview_entry(path: Path, subfolder: str) -> dict:
 
 
 # ---------------------------------------------------------------- inputs several nodes share
-DEPTH_ENCODINGS = ["disparity", "depth", "metric"]
+# The depth_encoding widgets list py.depth.IMAGE_ENCODINGS (the one vocabulary for reading depth images).
 NEAR_TOOLTIP = "scene depth of the nearest value: a depth_image is mapped between near and far, and so is a VID4D_DEPTH flagged affine depth or disparity (VideoDepth); a VID4D_DEPTH that already holds camera depth ignores it"
 FAR_TOOLTIP = "scene depth of the farthest value of a relative depth (as for near)"
 

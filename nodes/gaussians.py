@@ -8,7 +8,8 @@ from ..py import gaussians as gs
 from ..py.camera import EASINGS, CameraPath
 from ..py.checks import check_image, check_mask, check_vector
 from . import preview, runtime
-from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
+from ..py.depth import IMAGE_ENCODINGS
+from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, GAUSSIANS, TRACKS3D, category, depth_input, expect, info, source_intrinsics
 
 SOURCES = ["auto", "tracks", "depth_video", "first_frame"]
 
@@ -38,7 +39,7 @@ class LiftGaussians:
                 "edge_mode": (list(gs.EDGE_MODES), {"default": "drop", "tooltip": "what to do with Gaussians on the far side of depth discontinuities (flying pixels, rubber sheets)"}),
                 "edge_threshold": ("FLOAT", {"default": 0.1, "min": 0.001, "max": 10.0, "step": 0.01, "round": 0.001, "tooltip": "relative depth jump that counts as a discontinuity"}),
                 "color_mode": (list(gs.COLOR_MODES), {"default": "reference", "tooltip": "tracks: colour from the reference frame, or sampled in every frame"}),
-                "depth_encoding": (DEPTH_ENCODINGS, {"default": "disparity", "tooltip": "how to read depth_image: disparity (near = bright), depth (near = dark, relative) or metric"}),
+                "depth_encoding": (list(IMAGE_ENCODINGS), {"default": "disparity", "tooltip": "how to read depth_image: disparity (near = bright), depth (near = dark, relative) or metric"}),
                 "near": ("FLOAT", {"default": 1.0, "min": 0.001, "max": 1e5, "step": 0.01, "round": 0.001, "tooltip": NEAR_TOOLTIP}),
                 "far": ("FLOAT", {"default": 10.0, "min": 0.002, "max": 1e6, "step": 0.01, "round": 0.001, "tooltip": FAR_TOOLTIP}),
             },
@@ -57,6 +58,7 @@ class LiftGaussians:
         if source == "auto":
             source = "tracks" if tracks is not None else "depth_video"
         progress = runtime.Progress(2, "lift gaussians")
+        options = gs.LiftOptions(kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
         if source == "tracks":
             if tracks is None:
                 raise ValueError("source 'tracks' needs the tracks input (connect DenseTrack3D or Sample Scene)")
@@ -64,16 +66,16 @@ class LiftGaussians:
             if (tracks.num_frames, tracks.height, tracks.width) != (t, h, w):
                 raise ValueError(f"tracks cover {tracks.num_frames} frames of {tracks.width}x{tracks.height} but the video has {t} frames of {w}x{h}")
             k = tracks.intrinsics.reshape(-1, 3, 3)[0]
-            field = gs.lift_tracks(tracks, frames, kappa=kappa, stride=stride, color_mode=color_mode, edge_threshold=edge_threshold, edge_mode=edge_mode)
+            field = gs.lift_tracks(tracks, frames, options, color_mode=color_mode)
         else:
             video_depth = depth_input(depth, depth_image, depth_encoding, near, far, frames=t if source == "depth_video" else None, height=h, width=w)
             if video_depth is None:
                 raise ValueError(f"source '{source}' needs depth: connect a depth (VID4D_DEPTH) or a depth_image (IMAGE)")
             k = source_intrinsics(w, h, fov, camera=camera)
             if source == "first_frame":
-                field = gs.lift_depth(frames[0], video_depth.depth[0], k, kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
+                field = gs.lift_depth(frames[0], video_depth.depth[0], k, options)
             else:
-                field = gs.lift_depth_video(frames, video_depth.depth, k, kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
+                field = gs.lift_depth_video(frames, video_depth.depth, k, options)
         progress.update()
         source_camera = CameraPath.static(k.float(), t, w, h)
         kept = float((field.opacities > 0).float().mean())

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
-from ..py.depth import DepthVideo
 from ..py.render import BACKENDS, LAYOUTS, RenderResult, join_renders, render_gaussians
 from . import runtime
 from .common import CAMERA_PATH, DEPTH, GAUSSIANS, RENDER, camera_paths, category, expect, info
@@ -55,10 +52,8 @@ class RenderGaussians:
             used.add(result.backend)
             results.append(RenderResult(result.rgb.cpu(), result.alpha.cpu(), result.depth.cpu(), result.backend, result.compiled))
         out = join_renders(results, hole_threshold=hole_threshold, layout=layout)
-        valid = out.alpha >= max(out.hole_threshold, 1e-3)
-        depth_out = DepthVideo(torch.where(valid, out.depth, torch.zeros_like(out.depth)), kind="relative", valid=valid)
         text = f"backend {'/'.join(sorted(used))}: {len(paths)} camera(s), {out.num_frames} frames {out.rgb.shape[2]}x{out.rgb.shape[1]}; holes {100 * float(out.holes.mean()):.1f}%"
-        return {"ui": info(text), "result": (out.rgb, out.holes, depth_out, out.overlay().clamp(0, 1), out)}
+        return {"ui": info(text), "result": (out.rgb, out.holes, out.depth_video(), out.overlay().clamp(0, 1), out)}
 
 
 NODE_CLASS_MAPPINGS = {"RenderGaussians": RenderGaussians}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
 from .camera import ease, pixel_grid, unproject_pixels
-from .checks import TensorData, check_finite_number, check_positive_int, check_range, check_tensor
+from .checks import TensorData, check_finite_number, check_positive_int, check_range, check_tensor, scan
 from .tracking import Tracks3D
 
 
@@ -45,10 +46,8 @@ class GaussianField(TensorData):
         if self.pixels is not None:
             check_tensor("GaussianField.pixels", self.pixels, ("N", 2), dims=dims)
         check_range("GaussianField.opacities", self.opacities, 0.0, 1.0)
-        if bool((self.scales <= 0).any()):
-            raise ValueError("GaussianField.scales: every scale must be > 0")
-        if bool((self.quats.norm(dim=-1) < 1e-8).any()):
-            raise ValueError("GaussianField.quats: every quaternion must have a non-zero norm")
+        scan(self.scales, "positive", lambda: "GaussianField.scales: every scale must be > 0" if bool((self.scales <= 0).any()) else None)
+        scan(self.quats, "nonzero_norm", lambda: "GaussianField.quats: every quaternion must have a non-zero norm" if bool((self.quats.norm(dim=-1) < 1e-8).any()) else None)
 
     @property
     def num_frames(self) -> int:
@@ -85,41 +84,46 @@ COLOR_MODES = ("reference", "per_frame")
 DEFAULT_KAPPA = 0.3
 
 
-def lift_depth(
-    image: torch.Tensor,
-    depth: torch.Tensor,
-    intrinsics: torch.Tensor,
-    *,
-    kappa: float = DEFAULT_KAPPA,
-    stride: int = 1,
-    edge_threshold: float = 0.1,
-    edge_mode: str = "drop",
-) -> GaussianField:
+@dataclass(frozen=True)
+class LiftOptions:
+    """How pixels become Gaussians, for every ``lift_*`` function (each also takes these as keywords).
+
+    Attributes:
+        kappa: Gaussian std in source-view pixels (s = κ·stride·d/f).
+        stride: keep every ``stride``-th pixel in x and y (the Gaussians grow to cover the gaps).
+        edge_threshold, edge_mode: what happens at depth discontinuities, see :func:`depth_edges` and
+            :data:`EDGE_MODES` (``drop``: opacity 0 above the threshold; ``fade``: linear to 0 at twice it).
+    """
+
+    kappa: float = DEFAULT_KAPPA
+    stride: int = 1
+    edge_threshold: float = 0.1
+    edge_mode: str = "drop"
+
+    def __post_init__(self):
+        _check_lift_args(self.kappa, self.stride, self.edge_threshold, self.edge_mode)
+
+
+def lift_options(options: LiftOptions | None = None, **overrides) -> LiftOptions:
+    """``options`` (default :class:`LiftOptions`) with keyword overrides, e.g. ``lift_options(stride=2)``."""
+    return dataclasses.replace(options or LiftOptions(), **overrides)
+
+
+def lift_depth(image: torch.Tensor, depth: torch.Tensor, intrinsics: torch.Tensor, options: LiftOptions | None = None, **overrides) -> GaussianField:
     """One image lifted once: a static field (T = 1) with one Gaussian per pixel (per ``stride`` pixels).
 
     Args:
         image: ``[H, W, 3]`` colours in 0..1.
         depth: ``[H, W]`` camera z, > 0 (0 or negative = no depth: no Gaussian there).
         intrinsics: ``[3, 3]`` of the camera that saw the image; the field lives in its frame.
-        kappa: Gaussian std in source-view pixels (s = κ·stride·d/f).
-        stride: keep every ``stride``-th pixel in x and y (the Gaussians grow to cover the gaps).
-        edge_threshold, edge_mode: see :func:`depth_edges`.
+        options, overrides: :class:`LiftOptions` (kappa, stride, edge_threshold, edge_mode).
     """
     check_tensor("image", image, ("H", "W", 3))
-    field = lift_depth_video(image[None], depth[None], intrinsics, kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
-    return GaussianField(field.means, field.colors[0], field.opacities[0], field.scales[0], field.quats, pixels=field.pixels)
+    field = lift_depth_video(image[None], depth[None], intrinsics, lift_options(options, **overrides))
+    return GaussianField.from_checked(field.means, field.colors[0], field.opacities[0], field.scales[0], field.quats, pixels=field.pixels)
 
 
-def lift_depth_video(
-    frames: torch.Tensor,
-    depth: torch.Tensor,
-    intrinsics: torch.Tensor,
-    *,
-    kappa: float = DEFAULT_KAPPA,
-    stride: int = 1,
-    edge_threshold: float = 0.1,
-    edge_mode: str = "drop",
-) -> GaussianField:
+def lift_depth_video(frames: torch.Tensor, depth: torch.Tensor, intrinsics: torch.Tensor, options: LiftOptions | None = None, **overrides) -> GaussianField:
     """Every frame's own depth lifted at its own time: ``means [T, N, 3]`` with N = pixels (at ``stride``).
 
     Gaussian n at time t is pixel n of frame t, so N is shared while the surface point it shows
@@ -127,12 +131,15 @@ def lift_depth_video(
 
     Args:
         frames: ``[T, H, W, 3]``; depth: ``[T, H, W]``; intrinsics: ``[3, 3]`` or ``[T, 3, 3]``.
+        options, overrides: :class:`LiftOptions` (kappa, stride, edge_threshold, edge_mode).
     """
     dims: dict[str, int] = {}
     check_tensor("frames", frames, ("T", "H", "W", 3), dims=dims)
     check_tensor("depth", depth, ("T", "H", "W"), dims=dims)
     check_tensor("intrinsics", intrinsics, [(3, 3), ("T", 3, 3)], dims=dims)
-    _check_lift_args(kappa, stride, edge_threshold, edge_mode)
+    opts = lift_options(options, **overrides)
+    kappa, stride, edge_threshold, edge_mode = opts.kappa, opts.stride, opts.edge_threshold, opts.edge_mode
+    _check_focal(intrinsics)
     if not bool((depth > 0).any()):
         raise ValueError("depth: no pixel has a positive depth; nothing to lift")
     k = intrinsics.reshape(-1, 3, 3).to(depth.dtype)
@@ -145,7 +152,7 @@ def lift_depth_video(
     focal = 0.5 * (k[:, 0, 0] + k[:, 1, 1])
     scales = (kappa * stride * d.clamp_min(1e-6) / focal[:, None, None]).reshape(dims["T"], -1, 1).expand(-1, -1, 3)
     n = means.shape[1]
-    return GaussianField(
+    return GaussianField.from_checked(
         means=means.float(),
         colors=colours.float().clamp(0, 1),
         opacities=opacities.float(),
@@ -155,16 +162,7 @@ def lift_depth_video(
     )
 
 
-def lift_tracks(
-    tracks: Tracks3D,
-    frames: torch.Tensor,
-    *,
-    kappa: float = DEFAULT_KAPPA,
-    stride: int = 1,
-    color_mode: str = "reference",
-    edge_threshold: float = 0.1,
-    edge_mode: str = "drop",
-) -> GaussianField:
+def lift_tracks(tracks: Tracks3D, frames: torch.Tensor, options: LiftOptions | None = None, *, color_mode: str = "reference", **overrides) -> GaussianField:
     """The pseudo 4D Gaussian field of GS-DiT: one Gaussian per reference pixel following its 3D track.
 
     Mean at time t = the tracked point X_t = d_t·K⁻¹[u_t, v_t, 1] in camera t's frame ("pseudo":
@@ -174,10 +172,13 @@ def lift_tracks(
 
     Args:
         tracks: dense tracks of the reference frame; frames: ``[T, H, W, 3]`` of the same video.
+        options, overrides: :class:`LiftOptions` (kappa, stride, edge_threshold, edge_mode).
     """
     dims: dict[str, int] = {"T": tracks.num_frames, "H": tracks.height, "W": tracks.width}
     check_tensor("frames", frames, ("T", "H", "W", 3), dims=dims)
-    _check_lift_args(kappa, stride, edge_threshold, edge_mode)
+    opts = lift_options(options, **overrides)
+    kappa, stride, edge_threshold, edge_mode = opts.kappa, opts.stride, opts.edge_threshold, opts.edge_mode
+    _check_focal(tracks.intrinsics)
     if color_mode not in COLOR_MODES:
         raise ValueError(f"color_mode: expected one of {COLOR_MODES}, got {color_mode!r}")
     t_count, r = tracks.num_frames, tracks.ref_frame
@@ -196,7 +197,7 @@ def lift_tracks(
     else:
         sampled = sample_frames(frames, uv).reshape(t_count, -1, 3)
         colors = torch.where(vis.reshape(t_count, -1, 1) > 0.5, sampled, reference[None])
-    return GaussianField(
+    return GaussianField.from_checked(
         means=means.float(),
         colors=colors.float().clamp(0, 1),
         opacities=opacities.float(),
@@ -250,6 +251,13 @@ def _check_lift_args(kappa, stride, edge_threshold, edge_mode) -> None:
     check_finite_number("edge_threshold", edge_threshold, low=1e-4, high=1e6)
     if edge_mode not in EDGE_MODES:
         raise ValueError(f"edge_mode: expected one of {EDGE_MODES}, got {edge_mode!r}")
+
+
+def _check_focal(intrinsics: torch.Tensor) -> None:
+    # The field is built unchecked from these (GaussianField.from_checked): a zero focal would give inf scales.
+    k = intrinsics.reshape(-1, 3, 3)
+    if not bool(((k[:, 0, 0] > 0) & (k[:, 1, 1] > 0)).all()):
+        raise ValueError("intrinsics: the focal lengths (fx, fy) must be > 0")
 
 
 def _identity_quats(n: int, device) -> torch.Tensor:
@@ -315,6 +323,9 @@ def edit_gaussians(
         raise ValueError("selection is empty: the mask/box selects no Gaussian")
     check_finite_number("angle", angle)
     check_finite_number("scale", scale, low=1e-3, high=1e3)
+    for name, vector in (("axis", axis), ("translate", translate), ("pivot", pivot)):
+        if vector is not None:
+            check_tensor(name, torch.as_tensor(vector, dtype=torch.float64).reshape(-1), (3,))
     check_finite_number("speed", speed, low=0.0, high=100.0)
     t_count = field.num_frames
     if t_count == 1 and num_frames is not None:
@@ -348,7 +359,7 @@ def edit_gaussians(
     scales[:, sel] = scales[:, sel] * grow.to(dev, dt)[:, None, None]
     quats = quats.clone()
     quats[:, sel] = _quat_multiply(_matrix_to_quat(rot).to(dev, dt)[:, None], quats[:, sel])
-    return GaussianField(means, colors, opacities, scales, quats, pixels=field.pixels)
+    return GaussianField.from_checked(means, colors, opacities, scales, quats, pixels=field.pixels)
 
 
 def _time_varying(field: GaussianField, t_count: int) -> GaussianField:
@@ -359,7 +370,7 @@ def _time_varying(field: GaussianField, t_count: int) -> GaussianField:
             x = x.unsqueeze(0)
         return x.expand(t_count, *x.shape[1:]).clone() if x.shape[0] != t_count else x
 
-    return GaussianField(
+    return GaussianField.from_checked(
         per_time(field.means, 2),
         per_time(field.colors, 2),
         per_time(field.opacities, 1),

@@ -163,7 +163,7 @@ def point_maps(
         pix, value = pix[win], (xyz[f][keep][win] - center) / scale
         points[f].view(-1, 3)[pix] = value
         valid[f].view(-1)[pix] = True
-    return PointMaps(points=points, valid=valid, center=center, scale=scale, index=index)
+    return PointMaps.from_checked(points=points, valid=valid, center=center, scale=scale, index=index)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -613,3 +613,51 @@ def _follow_anchors(y, vis, anchors, xa, rot, stiffness, data_scale, neighbours,
         wd = torch.maximum(seen * _cauchy((yp - predicted).norm(dim=-1), data_scale), torch.full_like(seen, _INVISIBLE_WEIGHT))
         out[idx] = (wd[..., None] * yp + stiffness * predicted) / (wd[..., None] + stiffness)
     return out
+
+
+# ---------------------------------------------------------------------------------------- on Tracks3D
+def regularize_tracks(tracks: Tracks3D, *, device=None, **options) -> Tracks3D:
+    """:func:`regularize_points` on dense tracks: their camera-space points, regularised (on ``device``),
+    kept in front of the camera (z ≥ a tenth of the nearest input depth) so they project back to finite
+    pixels, and re-projected with the tracks' intrinsics. Visibility and ``ref_frame`` are unchanged.
+
+    ``options``: the keyword arguments of :func:`regularize_points` (k, rigidity, smoothness, iterations, ...).
+    """
+    t, h, w = tracks.num_frames, tracks.height, tracks.width
+    before = tracks.xyz().reshape(t, -1, 3)
+    vis = tracks.visibility.reshape(t, -1)
+    dev = before.device if device is None else device
+    after = regularize_points(before.to(dev), vis.to(dev), ref_frame=tracks.ref_frame, **options).to(before.device)
+    ahead = before[..., 2] > 0
+    z_min = float(before[..., 2][ahead].min()) * 0.1 if bool(ahead.any()) else 1e-6
+    after = torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
+    uv, depth = project_points(after, tracks.intrinsics)
+    return Tracks3D.from_checked(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame, depth_known=tracks.depth_known)
+
+
+def regularization_report(before: Tracks3D, after: Tracks3D, stats: dict | None = None) -> str:
+    """Before/after summary of :func:`regularize_tracks`: displacement of the visible points, the objective
+    (from ``stats``, the ``info`` dict of the solve) and the rigidity error on a fixed sample of points."""
+    stats = stats or {}
+    t = before.num_frames
+    b_xyz, a_xyz = before.xyz().reshape(t, -1, 3), after.xyz().reshape(t, -1, 3)
+    seen = before.visible().reshape(t, -1)
+    moved = (a_xyz - b_xyz).norm(dim=-1)[seen]
+    # Rigidity error on a sample of points (all of them would need N·k pairs): rest lengths are each
+    # pair's median length over the frames, so it measures how much neighbourhoods change shape.
+    n = b_xyz.shape[1]
+    sample = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: min(n, 4000)]
+    k = min(8, sample.numel() - 1)
+    lines = [f"{t} frames, {n} points ({stats.get('anchors', n)} solved, k={stats.get('k', k)})"]
+    if moved.numel():
+        lines.append(f"displacement applied (visible): mean {float(moved.mean()):.4g}, median {float(moved.median()):.4g}, max {float(moved.max()):.4g}")
+    lines.append(f"objective: {stats.get('objective_before', 0.0):.4g} -> {stats.get('objective_after', 0.0):.4g}; outliers down-weighted {100 * stats.get('outlier_fraction', 0.0):.1f}%")
+    if k >= 1:
+        b, a = b_xyz[:, sample], a_xyz[:, sample]
+        pairs = knn_pairs(b[before.ref_frame], k)
+        vis = seen[:, sample]
+        rest = (b[:, pairs[:, 0]] - b[:, pairs[:, 1]]).norm(dim=-1).median(0).values
+        rb = float(rigidity_loss(b, pairs, vis, rest=rest)) ** 0.5
+        ra = float(rigidity_loss(a, pairs, vis, rest=rest)) ** 0.5
+        lines.append(f"rigidity error (rms neighbour-distance change): {rb:.4g} -> {ra:.4g}")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .camera import intrinsics_from_fov, pixel_grid, unproject_pixels
-from .checks import TensorData, check_finite_number, check_positive_int, check_range, check_tensor
+from .checks import TensorData, check_finite, check_finite_number, check_positive_int, check_range, check_tensor
 from .depth import DepthVideo
 from .flow import check_dis_size, check_preset, cv2_threads, dis_flow_grey, fb_check, grey_u8, sample_chw
 
@@ -261,7 +261,7 @@ def track_dense(
                 progress(done)
     if depth_maps is not None and depth_smoothing > 1:
         z = _smooth_visible(z, vis, depth_smoothing)
-    return Tracks3D(uv=uv, depth=z, visibility=vis, intrinsics=intrinsics, ref_frame=ref_frame, depth_known=depth_maps is not None)
+    return Tracks3D.from_checked(uv=uv, depth=z, visibility=vis, intrinsics=intrinsics, ref_frame=ref_frame, depth_known=depth_maps is not None)
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -280,16 +280,8 @@ def _check_frames(frames) -> torch.Tensor:
     if frames.shape[0] < 2:
         raise ValueError(f"frames: tracking needs at least 2 frames, got {frames.shape[0]}")
     check_dis_size(frames.shape[1], frames.shape[2])
-    frames = frames.detach().to("cpu")
-    _check_finite("frames", frames)
-    return frames
-
-
-def _check_finite(name: str, video: torch.Tensor) -> None:
-    """Reject NaN/inf, one frame at a time (a whole-video mask would be a T-sized temporary)."""
-    for t, frame in enumerate(video):
-        if not bool(torch.isfinite(frame).all()):
-            raise ValueError(f"{name}: frame {t} contains {int((~torch.isfinite(frame)).sum())} NaN/inf value(s)")
+    check_finite("frames", frames)  # before the copy: a node already scanned this very tensor
+    return frames.detach().to("cpu")
 
 
 def _check_ref(ref_frame, num: int) -> int:
@@ -305,14 +297,15 @@ def _check_depth(depth, num: int, height: int, width: int) -> tuple[torch.Tensor
     """
     if depth is None:
         return None, None
-    valid = None
-    if isinstance(depth, DepthVideo):
+    valid, checked = None, isinstance(depth, DepthVideo)  # a DepthVideo checked its values when it was built
+    if checked:
         depth, valid = depth.depth, depth.valid
     check_tensor("depth", depth, (None, None, None), finite=False)
     if tuple(depth.shape) != (num, height, width):
         raise ValueError(f"depth: expected [T, H, W] = [{num}, {height}, {width}] to match the frames, got {list(depth.shape)}")
+    if not checked:
+        check_finite("depth", depth)
     depth = depth.detach().to("cpu", torch.float32)
-    _check_finite("depth", depth)
     return depth, None if valid is None else valid.detach().to("cpu")
 
 
