@@ -1,11 +1,11 @@
 """ComfyUI adapters. Each module lists its node classes; this file merges them for registration."""
 
-from . import depth, gaussians, gsdit, points, render, runtime, scene, spectral, splat, tracking, video
+from . import depth, gaussians, gsdit, points, render, runtime, scene, spectral, splat, tracking, video, video_model
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 
-for _module in (video, scene, tracking, gaussians, render, gsdit, spectral, splat, depth, points):
+for _module in (video, scene, tracking, gaussians, render, gsdit, spectral, splat, depth, points, video_model):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
 
