@@ -1,12 +1,12 @@
 """ComfyUI adapters. Each module lists its node classes; this file merges them for registration."""
 
-from . import camera, depth, exchange, gaussians, gsdit, points, render, runtime, scene, solve, spectral, splat, tracking, video
+from . import camera, depth, exchange, gaussians, gsdit, points, render, runtime, scene, solve, spectral, splat, tracking, video, video_model
 from .common import check_once
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 
-for _module in (video, scene, tracking, gaussians, camera, render, gsdit, spectral, splat, depth, points, solve, exchange):
+for _module in (video, scene, tracking, gaussians, camera, render, gsdit, spectral, splat, depth, points, solve, exchange, video_model):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
 

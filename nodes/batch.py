@@ -132,7 +132,7 @@ class BatchSpec:
         ``--set``, no input node are errors of the batch, not of each input)."""
         from .. import NODE_CLASS_MAPPINGS
 
-        prompt, classes = wf.load_prompt(path, NODE_CLASS_MAPPINGS, overrides=list(overrides))
+        prompt, classes, _ = wf.load_prompt(path, NODE_CLASS_MAPPINGS, overrides=list(overrides))
         if not wf.input_nodes(prompt):
             raise BatchError(
                 f"{path}: the workflow has no Vid4DLoadVideo (or LoadImage) node, so batch has nothing to point each "

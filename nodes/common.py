@@ -48,7 +48,7 @@ SOCKET_TYPES: dict[str, type] = {
 }
 
 # ComfyUI's own socket types a Vid4D node may use.
-CORE_TYPES = ("IMAGE", "MASK", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VIDEO")
+CORE_TYPES = ("IMAGE", "MASK", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VIDEO", "MODEL", "CONDITIONING", "VAE")
 
 CATEGORY = "Vid4D"
 

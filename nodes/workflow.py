@@ -84,6 +84,14 @@ class _LoadImage:
 
 CORE_NODES: dict[str, type] = {"SaveImage": _SaveImage, "PreviewImage": _PreviewImage, "LoadImage": _LoadImage}
 KNOWN_CORE_TYPES = tuple(sorted(set(FRONTEND_ONLY) | set(CORE_NODES)))
+# Core nodes that need ComfyUI's model machinery (the Wan workflows' loaders, conditioning, samplers, VAE):
+# headless, they and everything downstream of them are skipped, and the rest of the workflow runs.
+COMFYUI_ONLY_TYPES = frozenset({
+    "UNETLoader", "CLIPLoader", "VAELoader", "CLIPVisionLoader", "CLIPVisionEncode", "CLIPTextEncode", "ConditioningZeroOut",
+    "ModelSamplingSD3", "LoraLoader", "LoraLoaderModelOnly", "WanVaceToVideo", "WanFunControlToVideo", "Wan22FunControlToVideo",
+    "WanImageToVideo", "WanFunInpaintToVideo", "KSampler", "KSamplerAdvanced", "TrimVideoLatent", "VAEEncode", "VAEDecode",
+    "VAEDecodeTiled", "SetLatentNoiseMask", "CreateVideo", "SaveVideo", "SaveAnimatedWEBP",
+})
 
 
 # ---------------------------------------------------------------- input specs
@@ -403,6 +411,7 @@ def _is_link(value) -> bool:
 class RunResult:
     outputs: dict[str, dict] = field(default_factory=dict)  # node id → its "ui" dict
     timings: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # ids of nodes that need ComfyUI (and what depends on them)
 
     def files(self) -> list[Path]:
         """Every file the output nodes reported, as absolute paths."""
@@ -470,15 +479,22 @@ def run_file(
     on_node: Callable[[str, str, int, int], None] | None = None,
 ) -> RunResult:
     """Load a workflow file (UI or API format), apply ``--input``/``--set`` and run it."""
-    prompt, all_classes = load_prompt(path, classes, input_file=input_file, overrides=overrides)
-    return execute(prompt, all_classes, log, on_node)
+    prompt, all_classes, skipped = load_prompt(path, classes, input_file=input_file, overrides=overrides)
+    if skipped:
+        kinds = sorted(set(skipped.values()))
+        log(f"skipped {len(skipped)} node(s) that run only in ComfyUI ({', '.join(kinds)}) and what depends on them; running the rest")
+    result = execute(prompt, all_classes, log, on_node)
+    result.skipped = sorted(skipped, key=_id_key)
+    return result
 
 
-def load_prompt(path, classes: dict[str, type], *, input_file=None, overrides: list[str] = ()) -> tuple[dict, dict[str, type]]:
-    """A workflow file (UI or API format) as an API prompt with ``--input``/``--set`` applied, and the
-    node classes it runs with (``classes`` plus the headless core nodes)."""
+def load_prompt(path, classes: dict[str, type], *, input_file=None, overrides: list[str] = ()) -> tuple[dict, dict[str, type], dict[str, str]]:
+    """A workflow file (UI or API format) as an API prompt with ``--input``/``--set`` applied, the
+    node classes it runs with (``classes`` plus the headless core nodes), and ``{node id: type}`` of the
+    nodes left out because they run only in ComfyUI (:func:`without_comfyui_nodes`)."""
     workflow = load_workflow(path)
     all_classes = {**CORE_NODES, **classes}
+    workflow, skipped = without_comfyui_nodes(workflow)
     prompt = ui_to_api(workflow, all_classes) if is_ui_format(workflow) else _api(workflow)
     if input_file is not None:
         input_file = Path(input_file)
@@ -486,7 +502,33 @@ def load_prompt(path, classes: dict[str, type], *, input_file=None, overrides: l
             raise FileNotFoundError(f"--input file not found: {input_file}")
         set_input_file(prompt, input_file.resolve())
     apply_overrides(prompt, list(overrides), all_classes)
-    return prompt, all_classes
+    return prompt, all_classes, skipped
+
+
+def without_comfyui_nodes(workflow: dict) -> tuple[dict, dict[str, str]]:
+    """The workflow without the nodes of :data:`COMFYUI_ONLY_TYPES` and everything downstream of them (UI
+    format: muted; API format: removed), and ``{node id: type}`` of what was taken out."""
+    ui = is_ui_format(workflow)
+    if ui:
+        types = {str(n["id"]): n.get("type") for n in workflow["nodes"]}
+        edges = [(str(src), str(dst)) for src, _, dst, _, _ in _links(workflow).values()]
+    else:
+        types = {str(k): n.get("class_type") for k, n in workflow.items() if isinstance(n, dict)}
+        edges = [(str(v[0]), str(k)) for k, n in workflow.items() if isinstance(n, dict) for v in (n.get("inputs") or {}).values() if _is_link(v)]
+    drop = {nid for nid, t in types.items() if t in COMFYUI_ONLY_TYPES}
+    grew = True
+    while grew:
+        more = {dst for src, dst in edges if src in drop and dst not in drop}
+        grew = bool(more)
+        drop |= more
+    if not drop:
+        return workflow, {}
+    if ui:
+        nodes = [{**n, "mode": MODE_MUTED} if str(n["id"]) in drop else n for n in workflow["nodes"]]
+        out = {**workflow, "nodes": nodes}
+    else:
+        out = {k: v for k, v in workflow.items() if str(k) not in drop}
+    return out, {nid: types[nid] for nid in drop}
 
 
 def _api(workflow: dict) -> dict:
