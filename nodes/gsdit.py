@@ -84,14 +84,14 @@ class GSDiTSampler:
         "input channels) gets the render's latents concatenated to the noise. mode training_free (OURS, not the paper's): a "
         "public CogVideoX (T2V, or I2V with the render's first frame as the image) starts from the render noised to 'strength' "
         "(SDEdit) and after every step keeps the rendered regions, blending them back through a feathered latent mask, so it "
-        "only invents the holes. Each clip is cut to 4k+1 frames and centre-cropped to multiples of 16 (default CogVideoX: 49 "
+        "only invents the holes. Each clip is cut to 8k+1 frames and centre-cropped to multiples of 16 (default CogVideoX: 49 "
         "frames of 720x480) and generated with the same seed and prompt."
     )
     CATEGORY = category("gsdit")
     FUNCTION = "generate"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("the generated clips one after another [T', H', W', 3] (T' = 4k+1 per clip, sizes multiples of 16 unless resized back)",)
+    OUTPUT_TOOLTIPS = ("the generated clips one after another [T', H', W', 3] (T' = 8k+1 per clip, sizes multiples of 16 unless resized back)",)
 
     @classmethod
     def INPUT_TYPES(cls):

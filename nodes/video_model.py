@@ -270,7 +270,7 @@ def build_window_graph(links: dict, *, method, seed, steps, cfg, sampler_name, s
     g = _Graph(prefix)
     total, video, lines = 0, None, []
     for c, frames in enumerate(clips):
-        plan = vm.plan_windows(frames, bridge["window_length"] or spec.window, bridge["overlap"], spec.temporal)
+        plan = vm.plan_windows(frames, bridge["window_length"] or spec.window, bridge["overlap"], spec.step)
         joined = None
         for win in plan:
             tag = f"c{c}w{win.index}"

@@ -55,6 +55,9 @@ class VideoModelSpec:
         window: frames the model is trained to generate at once (the default window, ``1 + temporal·k``).
         fps: the frame rate it was trained at.
         label: what it covers, for tooltips and the README.
+        frame_step: clips are ``1 + frame_step·k`` frames; 0 = ``temporal``. CogVideoX's VAE decodes an
+            even latent count without its special first frame (5 frames → 2 latents → 8 frames), so it
+            needs an odd latent count: 8k + 1 frames (49 = 13 latents).
     """
 
     name: str
@@ -64,9 +67,19 @@ class VideoModelSpec:
     window: int
     fps: float
     label: str
+    frame_step: int = 0
+
+    @property
+    def step(self) -> int:
+        """Frames come in ``1 + step·k``."""
+        return self.frame_step or self.temporal
 
     def latent_frames(self, frames: int) -> int:
         return latent_frames(frames, self.temporal)
+
+    def snap_frames(self, frames: int) -> int:
+        """Largest frame count ``<= frames`` this model takes."""
+        return snap_frames(frames, self.step)
 
 
 VIDEO_MODELS: dict[str, VideoModelSpec] = {
@@ -74,7 +87,7 @@ VIDEO_MODELS: dict[str, VideoModelSpec] = {
     for spec in (
         VideoModelSpec("wan2.1", 4, 8, 16, 81, 16.0, "Wan 2.1 T2V/I2V/VACE/Fun (1.3B, 14B) and Wan 2.2 A14B: 81 frames at 16 fps, VAE 8x8, sizes x16"),
         VideoModelSpec("wan2.2_5b", 4, 16, 32, 121, 24.0, "Wan 2.2 TI2V 5B: 121 frames at 24 fps, VAE 16x16, sizes x32"),
-        VideoModelSpec("cogvideox", 4, 8, 16, 49, 8.0, "CogVideoX 2B/5B (GSDiTSampler): 49 frames at 8 fps, VAE 8x8, sizes x16"),
+        VideoModelSpec("cogvideox", 4, 8, 16, 49, 8.0, "CogVideoX 2B/5B (GSDiTSampler): 8k+1 frames (49 at 8 fps), VAE 8x8, sizes x16", frame_step=8),
         VideoModelSpec("hunyuan_video", 4, 8, 16, 129, 24.0, "HunyuanVideo: 129 frames at 24 fps, VAE 8x8, sizes x16"),
         VideoModelSpec("ltxv", 8, 32, 32, 97, 24.0, "LTX-Video: 8k+1 frames (97 at 24 fps), VAE 32x32, sizes x32"),
     )
@@ -398,7 +411,7 @@ class VideoModelInputs:
 
 def select_window(frames: int, spec: VideoModelSpec, window_length: int = 0, overlap: int = 17, window_index: int = 0) -> tuple[Window, int]:
     """Window ``window_index`` of a clip of ``frames`` (windows of ``window_length``, 0 = the model's) and the window count."""
-    plan = plan_windows(frames, window_length or spec.window, overlap, spec.temporal)
+    plan = plan_windows(frames, window_length or spec.window, overlap, spec.step)
     window_index = check_positive_int("window_index", window_index, minimum=0)
     if window_index >= len(plan):
         raise ValueError(f"window_index {window_index}: the clip of {frames} frames has {len(plan)} window(s) of {plan[0].length} frames (indices 0..{len(plan) - 1})")

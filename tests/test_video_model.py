@@ -49,8 +49,11 @@ def test_registry_and_frame_rules():
         assert (spec.window - 1) % spec.temporal == 0 and spec.multiple % spec.spatial == 0
     for t in range(1, 60):
         want = max(n for n in range(1, t + 1) if (n - 1) % 4 == 0)
-        assert vm.snap_frames(t) == want == gs.snap_frames(t)
+        assert vm.snap_frames(t) == want == vm.video_model("wan2.1").snap_frames(t)
         assert vm.latent_frames(want) == (want - 1) // 4 + 1
+        # CogVideoX: an odd latent count (its VAE decodes 2 latents to 8 frames, 3 to 9)
+        cog = max(n for n in range(1, t + 1) if (n - 1) % 8 == 0)
+        assert gs.snap_frames(t) == cog == vm.video_model("cogvideox").snap_frames(t) and vm.latent_frames(cog) % 2 == 1
     assert vm.snap_frames(20, 8) == 17
     idx = vm.latent_index(9).tolist()
     assert idx == [0, 1, 1, 1, 1, 2, 2, 2, 2]

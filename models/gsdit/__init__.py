@@ -11,8 +11,9 @@ Two ways to condition CogVideoX on the render (``GSDiTPipeline.__call__``):
   known regions (no hole) are replaced by the render's latents noised to the current level, with a feathered
   latent mask, so the model only invents the holes.
 
-Snapping (documented contract): the frame count T is cut to the largest ``4k + 1 <= T`` (trailing frames dropped:
-the CogVideoX VAE maps ``4k + 1`` frames to ``k + 1`` latent frames), and height/width are centre-cropped to the
+Snapping (documented contract): the frame count T is cut to the largest ``8k + 1 <= T`` (trailing frames dropped:
+the CogVideoX VAE maps ``4k + 1`` frames to ``k + 1`` latent frames but decodes an even latent count to ``4(k + 1)``
+frames, so only odd latent counts come back whole; 49 frames = 13 latents), and height/width are centre-cropped to the
 largest multiples of 16 (8× VAE × patch 2). The output is ``[T', H', W', 3]`` at that size.
 
 Weights load from diffusers folders (``transformer/ vae/ text_encoder/ tokenizer/ scheduler/``) or a single-file

@@ -59,7 +59,7 @@ class GSDiTPipeline:
     def __call__(self, render, holes=None, prompt: str = "", negative_prompt: str = "", mode: str = "gsdit", strength: float = 0.8, num_steps: int = 50, guidance: float = 6.0, seed: int = 0, scheduler: str = "ddim", feather: float = 1.0, callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Generate ``[T', H', W', 3]`` (0..1) from ``render`` ``[T, H, W, 3]`` and ``holes`` ``[T, H, W]`` (1 = hole).
 
-        T' = the largest ``4k + 1 <= T``; H', W' = H, W centre-cropped to multiples of 16. ``callback(done, total)``
+        T' = the largest ``8k + 1 <= T``; H', W' = H, W centre-cropped to multiples of 16. ``callback(done, total)``
         runs after each denoising step (raise in it to cancel). ``strength`` only applies to ``training_free``.
         """
         return sample(self, render, holes, prompt, negative_prompt, mode, strength, num_steps, guidance, seed, scheduler, feather, callback)

@@ -1,25 +1,24 @@
-"""What CogVideoX accepts: frame counts of 4k + 1, sizes in multiples of 16, holes at latent resolution.
+"""What CogVideoX accepts: 8k + 1 frames, sizes in multiples of 16, holes at latent resolution.
 
-(Kept under these names for ``models.gsdit``; the video-model bridge shares the same rules.)
+The rules themselves live in :mod:`vid4d.py.video_model` (the one home for "what a video model needs",
+shared with the bridge to core video models), so GSDiTSampler's training_free blending and a latent-
+inpainting graph keep exactly the same cells.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
-from ...py.checks import check_positive_int
+from ...py import video_model as vm
 
+COGVIDEOX = vm.video_model("cogvideox")
 LATENT_CHANNELS = 16
-SPATIAL_MULTIPLE = 16
+SPATIAL_MULTIPLE = COGVIDEOX.multiple
 
 
 def snap_frames(t: int) -> int:
-    """Largest ``4k + 1 <= t`` (what the CogVideoX VAE compresses 4× in time)."""
-    t = check_positive_int("frames", t)
-    return (t - 1) // 4 * 4 + 1
+    """Largest ``8k + 1 <= t``: the VAE compresses 4× in time and decodes only odd latent counts whole."""
+    return COGVIDEOX.snap_frames(t)
 
 
 def snap_size(h: int, w: int) -> tuple[int, int]:
@@ -30,7 +29,7 @@ def snap_size(h: int, w: int) -> tuple[int, int]:
 
 
 def snap_video(video: torch.Tensor) -> torch.Tensor:
-    """``[T, H, W, ...]`` → ``[T', H', W', ...]``: trailing frames dropped to ``4k + 1``, centre crop to multiples of 16."""
+    """``[T, H, W, ...]`` → ``[T', H', W', ...]``: trailing frames dropped to ``8k + 1``, centre crop to multiples of 16."""
     t, h, w = video.shape[:3]
     th, tw = snap_size(h, w)
     top, left = (h - th) // 2, (w - tw) // 2
@@ -38,20 +37,6 @@ def snap_video(video: torch.Tensor) -> torch.Tensor:
 
 
 def latent_hole_mask(holes: torch.Tensor, feather: float = 1.0) -> torch.Tensor:
-    """``[T, H, W]`` hole mask (T = 4k+1) → ``[k+1, H/8, W/8]`` hole weight at latent resolution.
-
-    A latent cell is a hole if any pixel of any frame it encodes is (latent frame 0 ← frame 0, latent frame j ←
-    frames 4j-3..4j), so rendered content is only kept where the whole cell was rendered. ``feather`` (latent
-    pixels) blurs the edge outwards so blending leaves no seam; inside holes the weight stays 1.
-    """
-    import kornia
-
-    t, h, w = holes.shape
-    first = holes[:1]
-    rest = holes[1:].reshape(-1, 4, h, w).amax(dim=1) if t > 1 else holes[:0]
-    grouped = torch.cat([first, rest])[:, None].float()
-    cells = F.max_pool2d(grouped, 8)
-    if feather > 0:
-        k = 2 * math.ceil(2 * feather) + 1
-        cells = torch.maximum(cells, kornia.filters.gaussian_blur2d(F.max_pool2d(cells, 3, 1, 1), (k, k), (feather, feather)))
-    return cells[:, 0].clamp(0, 1)
+    """``[T, H, W]`` hole mask → ``[F, H/8, W/8]`` hole weight at latent resolution (:func:`vid4d.py.video_model.latent_mask`:
+    a cell is a hole if any pixel of any frame it encodes is; ``feather`` latent pixels blur the edge outwards)."""
+    return vm.latent_mask(holes, COGVIDEOX.temporal, COGVIDEOX.spatial, feather=feather)
