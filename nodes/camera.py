@@ -114,11 +114,13 @@ class CameraPath:
                     raise ValueError(f"{name}: not valid JSON ({exc})") from None
             kwargs[name] = value
         focus_depth = values["focus_depth"]
-        base = cam.camera_path(preset, num_frames, width, height, **kwargs)
+        # A move in the world of a solved source camera (stabilize, transfer, ...) comes with that camera;
+        # the rig goes in between, so every rig camera is placed in the world: W_t·O_k·S_t⁻¹.
+        base, source = cam.camera_move(preset, num_frames, width, height, **kwargs)
         if values["cameras"] > 1:
             rig = cam.camera_rig(values["cameras"], num_frames, width, height, arc_angle=values["rig_angle"], focus_depth=focus_depth, base=base)
-            return cam.CameraRig(rig), focus_depth
-        return base, focus_depth
+            return cam.CameraRig([cam.relative_to_source(path, source) for path in rig]), focus_depth
+        return cam.relative_to_source(base, source), focus_depth
 
 
 # ---------------------------------------------------------------------------------------- the preview route
