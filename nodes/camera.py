@@ -152,6 +152,9 @@ def camera_path_request(body) -> tuple[int, dict]:
                 values[name] = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else _bad(name, "a number", raw)
             else:
                 values[name] = raw if isinstance(raw, str) else _bad(name, "a string", raw)
+        sockets = [name for name in cam.get_preset(values["preset"]).params if cam.PARAMS[name].kind in SOCKET_KINDS]
+        if sockets:  # the browser posts widgets only; the node's last run shows the path
+            raise ValueError(f"{values['preset']} reads {' and '.join(sockets)} from a socket: its path shows after a run")
         source, note = _source_camera(body.get("source"), values)
         out, focus_depth = CameraPath.build(**values, source_camera=source)
     except ValueError as exc:

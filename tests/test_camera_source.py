@@ -23,6 +23,7 @@ from vid4d.py.gaussians import GaussianField, lift_depth, lift_tracks
 from vid4d.py.render import render_gaussians
 from vid4d.py.scene import sample_scene
 from vid4d.py.solve import solve_camera
+from vid4d.py.tracking import track_dense
 
 T, W, H = 12, 96, 64
 F64 = torch.float64
@@ -270,6 +271,19 @@ def test_a_move_solved_from_pixels_alone_reshoots_another_scene(scene):
         assert _psnr(out.rgb[t], b.frames[t], mask) > 25
 
 
+def test_a_move_tracked_and_solved_by_the_pack_lands_on_the_other_scene_camera():
+    """The chain of workflows/camera_transfer.json at 128×80: flow_chain tracks of A (no depth) → solve →
+    transfer onto B (another seed, 23 frames, median static depth 7 m): B's true camera, up to the tracker."""
+    a = sample_scene(12, 128, 80)
+    solve = solve_camera(track_dense(a.frames, method="flow_chain"))
+    b = sample_scene(23, 128, 80, seed=3)
+    focus = float(b.depth[0][~b.object_mask[0]].median())
+    path = cam.camera_path("transfer", 23, 128, 80, intrinsics=b.intrinsics, reference_path=solve.path, focus_depth=focus, reference_depth=1.0)
+    assert float(_angle_deg(path.world_to_camera, b.camera.world_to_camera).max()) < 0.5
+    length = float(b.camera.centers().norm(dim=-1).max())
+    assert float((path.centers() - b.camera.centers()).norm(dim=-1).max()) < 0.05 * length
+
+
 # ------------------------------------------------------------------------------------ the node, rigs, errors
 
 
@@ -287,7 +301,7 @@ def test_the_node_takes_the_solved_camera_on_sockets_and_places_a_rig_in_the_wor
     with pytest.raises(ValueError, match="source_path: stabilize needs the solved source camera"):
         CameraPathNode().make(**{**widgets, "preset": "stabilize", "cameras": 1}, source_camera=source)
     status, data = camera_path_request({"preset": "stabilize", "num_frames": 8, "width": 64, "height": 48})
-    assert status == 400 and "source_path" in data["error"]  # the browser preview cannot see a socket
+    assert status == 400 and data["error"] == "stabilize reads source_path and reference_path from a socket: its path shows after a run"
 
 
 def test_bad_inputs_are_clear_errors(scene):
