@@ -406,7 +406,7 @@ def _source(move: Move, preset: str) -> tuple[CameraPath, torch.Tensor, torch.Te
     if path.num_frames != move.num_frames:
         raise ValueError(f"source_path: expected the source camera of the {move.num_frames} frames this path renders, got {path.num_frames} frames")
     m = rebased(path)
-    return CameraPath(path.intrinsics, m.float(), path.width, path.height), *poses_from_matrices(m)
+    return CameraPath(path.intrinsics.detach().cpu(), m.float(), path.width, path.height), *poses_from_matrices(m)
 
 
 def _on_top(move: Move, rotation: torch.Tensor, centre: torch.Tensor, source: CameraPath) -> Motion:
