@@ -46,7 +46,9 @@ class CameraPath:
         "Scheduled camera intrinsics and extrinsics relative to the source view (frame 0 = the original camera), from a preset move: "
         + ", ".join(cam.PRESETS) + ". dolly_zoom keeps the subject at focus_depth framed while the background swells; keyframes takes "
         "a JSON list of {frame, position, look_at | angles, fov}. cameras > 1 makes a rig of synchronized cameras spread over rig_angle "
-        "around the subject (multi-camera shooting). The preview shows the path from the top and the side; the node itself shows it "
+        "around the subject (multi-camera shooting). On the solved source camera (source_path, from Estimate Camera): follow_source keeps "
+        "a share of its move, stabilize smooths its shake away, transfer copies another video's move (reference_path) scaled by "
+        "focus_depth / reference_depth. The preview shows the path from the top and the side; the node itself shows it "
         "in 3D (drag to orbit, wheel to zoom, scrub to look through the camera at frame t)."
     )
     CATEGORY = category("gaussians")
