@@ -8,7 +8,7 @@ from ..py import points as pts
 from ..py.checks import check_mask
 from ..py.tracking import Tracks3D
 from . import runtime
-from .common import TRACKS3D, category, expect, info
+from .common import REGULARIZER, TRACKS3D, category, expect, info
 
 
 class PointRegularizer:
@@ -23,13 +23,14 @@ class PointRegularizer:
     )
     CATEGORY = category("tracking")
     FUNCTION = "regularize"
-    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING")
-    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report")
+    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING", REGULARIZER)
+    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report", "regularizer")
     OUTPUT_TOOLTIPS = (
         "the regularised tracks (positions re-projected with the tracks' intrinsics; visibility unchanged)",
         "PointVid point map video: xyz in [-1, 1] as colours (r, g, b) = (xyz + 1) / 2, black where no point",
         "1 where the point map holds a point",
         "before/after summary: displacement applied, objective, rigidity error",
+        "these settings, for LiftGaussians' multi_reference mode: it regularises every reference frame's tracks with them",
     )
 
     @classmethod
@@ -63,19 +64,13 @@ class PointRegularizer:
         vis = tracks.visibility.reshape(t, -1)
         progress = runtime.Progress(iterations + 1, "regularise points")
         stats: dict = {}
-        after = pts.regularize_points(
-            before.to(device), vis.to(device), k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations,
-            ref_frame=tracks.ref_frame, max_anchors=max_anchors, seed=seed,
-            progress=progress.callback(), cancel=runtime.check_interrupted, info=stats,
-        ).to(before.device)
-        # Keep points in front of the camera so they project back to finite pixels.
-        z_min = float(before[..., 2][before[..., 2] > 0].min()) * 0.1 if bool((before[..., 2] > 0).any()) else 1e-6
-        after = torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
+        regularization = pts.PointRegularization(k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations, max_anchors=max_anchors, seed=seed, device=str(device))
+        after = regularization(before, vis, tracks.ref_frame, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats)
         uv, depth = pts.project_points(after, tracks.intrinsics)
         out = Tracks3D(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame)
         maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
         text = _report(before, after, tracks, stats)
-        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text)}
+        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text, regularization)}
 
 
 def _report(before: torch.Tensor, after: torch.Tensor, tracks: Tracks3D, stats: dict) -> str:

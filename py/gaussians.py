@@ -211,6 +211,7 @@ def lift_tracks(
         scales=part["scales"].expand(-1, -1, 3).contiguous(),
         quats=_identity_quats(part["means"].shape[1], part["means"].device),
         pixels=part["pixels"],
+        reference_frames=torch.full((part["means"].shape[1],), tracks.ref_frame, dtype=torch.long, device=part["means"].device),
     )
 
 
@@ -346,6 +347,7 @@ def lift_video(
     far: float = 10.0,
     regularize=None,
     track_options: dict | None = None,
+    tracker=None,
     progress=None,
     info: dict | None = None,
 ) -> GaussianField:
@@ -353,21 +355,31 @@ def lift_video(
 
     GS-DiT lifts the dense 3D tracks of one reference frame (:func:`lift_tracks`), so whatever that
     frame does not show — surfaces entering the view, the far side of a turning object, background an
-    object uncovers — has no Gaussian. Here references are added greedily where the field stops
-    covering the video: after each reference the field is splatted into the source view of every
-    frame (its analytic accumulated opacity, see :func:`source_coverage`), and the frame with the most
-    uncovered pixels that can hold a Gaussian (valid depth, not dropped as a depth edge) becomes the
-    next reference, until every frame is covered to ``min_coverage``, ``max_references`` or
-    ``max_gaussians`` is reached, or no frame is left. Frames farther than ``reference_every`` from
-    every reference are taken first. Each reference frame is tracked densely through the whole video
-    (``method``, forwards and backwards in time, with :func:`~vid4d.py.tracking.track_dense`), but only
-    its *uncovered* pixels become Gaussians, so nothing is doubled where the fields overlap.
+    object uncovers, surface whose track the tracker lost — has no Gaussian. Here reference frames are
+    added greedily where the field stops covering the video *(ours; the paper uses one reference)*:
 
-    A Gaussian exists while its track is visible: its time span is the first to the last frame its
-    track is visible (:meth:`GaussianField.spans`); inside it opacity = visibility × edge weight as in
-    :func:`lift_tracks`, and beyond each end that is not the clip's its opacity fades out linearly over
-    ``fade_frames`` frames (at the positions the tracker carries it to while hidden), so Gaussians do not
-    pop in a new view; in the source view those frames are behind an occluder or out of frame.
+    1. The first reference (``first_reference``, or the given ``tracks``) is tracked densely through the
+       whole video (``method``, forwards and backwards in time, :func:`~vid4d.py.tracking.track_dense`)
+       and all its pixels are lifted.
+    2. The field is splatted into the source view of every frame (its exact accumulated opacity there,
+       :func:`source_transmittance`; no rasterisation). The frame with the most uncovered pixels
+       (opacity < 0.5) that can hold a Gaussian (valid depth, not dropped as a depth edge) becomes the
+       next reference — or first any frame farther than ``reference_every`` from every reference.
+    3. That frame is tracked densely, but a pixel of it becomes a Gaussian only if its track lands on a
+       pixel the field covers to less than :data:`NEED_ALPHA` in some frame where it is visible, and it
+       exists only from the first to the last such frame: nothing is doubled where the field already
+       covers the surface, while a track lost by the previous references is taken over.
+    4. Repeat until every frame is covered to ``min_coverage`` (of the pixels that can hold a
+       Gaussian), or ``max_references`` / ``max_gaussians`` is reached, or every frame is a reference.
+
+    Inside its time span (:meth:`GaussianField.spans`) a Gaussian's opacity is its track's visibility ×
+    the edge weight of the depth where it is in that frame (a background point beside an object in the
+    reference frame comes back once the object has moved on); beyond a span end where its track is
+    still visible and the field covers it anyway, it fades in/out linearly over ``fade_frames`` frames:
+    a cross-fade with the Gaussians it takes over from, so nothing pops in a new view. Where a track
+    ends by occlusion or leaving the frame it is cut (fading there would show it through the occluder).
+    Each Gaussian's std is κ·d/f, grown by its neighbourhood's stretch up to ``max_stretch`` (see
+    :func:`track_stretch`), colour per frame (``color_mode``).
 
     Args:
         frames: ``[T, H, W, 3]`` in 0..1, T ≥ 2.
@@ -378,7 +390,7 @@ def lift_video(
         method: the tracker, ``"flow_chain"`` (no weights) or ``"dot_raft"`` (pass its ``refiner`` in
             ``track_options``); see :func:`~vid4d.py.tracking.track_dense`.
         max_references: at most this many reference frames (``None``: up to T, bounded by the budget).
-            ``1`` is GS-DiT's single reference (all of its pixels).
+            ``1`` lifts one reference frame (as GS-DiT; :func:`lift_tracks` is the paper's exact setup).
         min_coverage: stop once every frame's source view is covered to this fraction (counting only
             pixels that can hold a Gaussian).
         reference_every: also add a reference wherever a frame is farther than this from every reference (0 = off).
@@ -389,7 +401,8 @@ def lift_video(
         kappa, stride, edge_threshold, edge_mode: as :func:`lift_tracks` (stride on every reference's pixel grid).
         color_mode: ``"per_frame"`` (default: colour sampled at the track in each frame, so lighting and
             turning surfaces stay right) or ``"reference"`` (each Gaussian keeps its reference pixel's colour).
-        fade_frames: frames over which a Gaussian fades in before and out after its span (0 = cut).
+        fade_frames: frames of cross-fade before and after a Gaussian's span (0 = cut).
+        max_stretch: largest growth of a Gaussian with its track's local stretch (1 = κ·d/f as GS-DiT).
         near, far: where an affine depth / disparity video is placed (see ``depth``).
         regularize: optional ``regularize(xyz [T, n, 3], visibility [T, n], ref_frame) -> xyz``, applied to
             each reference's new points as they are lifted (e.g.
@@ -398,6 +411,8 @@ def lift_video(
             Not applied to the given ``tracks``, which are used as they are.
         track_options: further keyword arguments of ``track_dense`` (``preset``, ``reanchor_every``,
             ``depth_smoothing``, ``refiner``).
+        tracker: optional ``tracker(ref_frame) -> Tracks3D`` replacing ``track_dense`` (another tracker, or
+            ground truth in tests); ``method`` and ``track_options`` are then unused.
         progress: ``progress(done, total)`` after every tracked frame (total grows as references are
             added); it may raise to cancel.
         info: optional dict, filled with ``references`` (frames, in the order added), ``reasons`` (why each
@@ -447,7 +462,9 @@ def lift_video(
         raise ValueError(f"first_reference: expected a frame in [0, {t_count}), got {first_reference!r}")
     options = dict(track_options or {})
 
-    device = frames.device
+    # The tracker works on the CPU (OpenCV flow), so the lifting does too; the field comes back there.
+    device = torch.device("cpu")
+    frames = frames.detach().to(device)
     z = depth.depth.to(device)
     usable = z > 0 if depth.valid is None else (z > 0) & depth.valid.to(device)
     on_grid = torch.zeros(height, width, dtype=torch.bool, device=device)
@@ -477,7 +494,13 @@ def lift_video(
                 if progress is not None:
                     progress(base + done, base + t_count)
 
-            ref_tracks = track_dense(frames, depth, reference, method, intrinsics=k, progress=report, **options)
+            if tracker is None:
+                ref_tracks = track_dense(frames, depth, reference, method, intrinsics=k, progress=report, **options)
+            else:
+                ref_tracks = tracker(reference)
+                if not isinstance(ref_tracks, Tracks3D) or (ref_tracks.num_frames, ref_tracks.height, ref_tracks.width, ref_tracks.ref_frame) != (t_count, height, width, reference):
+                    raise ValueError(f"tracker: expected Tracks3D of frame {reference} over {t_count} frames of {width}x{height}, got {ref_tracks!r:.120}")
+                report(t_count)
             done_frames += t_count
         else:
             ref_tracks = tracks
@@ -717,16 +740,33 @@ def _identity_quats(n: int, device) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------- 4D editing
 def select_by_mask(field: GaussianField, mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """``[N]`` bool: Gaussians whose reference pixel lies where ``mask [H, W]`` > threshold."""
+    """``[N]`` bool: Gaussians whose reference pixel lies where ``mask`` > threshold.
+
+    ``mask``: ``[H, W]`` drawn on the reference frame, or ``[T, H, W]``, one per frame (e.g. a
+    segmentation video): each Gaussian is then tested in the frame it was lifted from
+    (``field.reference_frames``), which a field lifted from several reference frames needs.
+    """
     if field.pixels is None:
         raise ValueError("this Gaussian field does not know its source pixels (it was not lifted from an image/tracks); select with a 3D box instead")
-    check_tensor("mask", mask, ("H", "W"))
-    h, w = mask.shape
+    check_tensor("mask", mask, [("H", "W"), (None, "H", "W")])
+    h, w = mask.shape[-2:]
     xy = field.pixels.round().long()
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
     if not bool(inside.all()):
         raise ValueError(f"mask: {w}x{h} does not cover the field's source pixels (up to {int(xy[:, 0].max()) + 1}x{int(xy[:, 1].max()) + 1}); draw the mask on the reference frame")
-    return mask.to(field.pixels.device)[xy[:, 1], xy[:, 0]] > threshold
+    mask = mask.to(field.pixels.device)
+    refs = field.reference_frames
+    if refs is None or (mask.dim() == 2 and bool((refs == refs[0]).all())):
+        return (mask if mask.dim() == 2 else mask[0])[xy[:, 1], xy[:, 0]] > threshold
+    if mask.dim() == 2 or mask.shape[0] == 1:
+        frames = sorted(set(refs.unique().tolist()))
+        raise ValueError(
+            f"this field was lifted from {len(frames)} reference frames ({frames[:8]}{'...' if len(frames) > 8 else ''}): "
+            "give one mask per frame (e.g. a segmentation video) so the Gaussians of every reference can be selected"
+        )
+    if int(refs.max()) >= mask.shape[0]:
+        raise ValueError(f"mask: {mask.shape[0]} frames, but the field has Gaussians lifted from frame {int(refs.max())}")
+    return mask[refs.to(mask.device), xy[:, 1], xy[:, 0]] > threshold
 
 
 def select_by_box(field: GaussianField, low, high, frame: int = 0) -> torch.Tensor:

@@ -505,6 +505,36 @@ def regularize_points(
     return out.transpose(0, 1).to(xyz.dtype).contiguous()
 
 
+@dataclass(frozen=True)
+class PointRegularization:
+    """:func:`regularize_points` with its settings bound: ``regularization(xyz, visibility, ref_frame) -> xyz``.
+
+    What PointRegularizer hands on, so that every reference frame of a multi-reference field
+    (:func:`~vid4d.py.gaussians.lift_video`) is regularised with the same settings. The result is kept in
+    front of the camera (z ≥ a tenth of the nearest input depth), so it projects back to finite pixels.
+    ``device``: where the solver runs (``None``: where ``xyz`` is); the result comes back to ``xyz``'s device.
+    """
+
+    k: int = 8
+    rigidity: float = 1.0
+    smoothness: float = 1.0
+    iterations: int = 20
+    max_anchors: int = 12000
+    seed: int = 0
+    device: str | None = None
+
+    def __call__(self, xyz: torch.Tensor, visibility: torch.Tensor, ref_frame: int = 0, *, progress=None, cancel=None, info: dict | None = None) -> torch.Tensor:
+        device = xyz.device if self.device is None else torch.device(self.device)
+        after = regularize_points(
+            xyz.to(device), visibility.to(device), k=self.k, rigidity=self.rigidity, smoothness=self.smoothness,
+            iterations=self.iterations, ref_frame=ref_frame, max_anchors=self.max_anchors, seed=self.seed,
+            progress=progress, cancel=cancel, info=info,
+        ).to(xyz.device)
+        front = xyz[..., 2] > 0
+        z_min = float(xyz[..., 2][front].min()) * 0.1 if bool(front.any()) else 1e-6
+        return torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
+
+
 def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick):
     """The anchor problem on ``y [A, T, 3]``, ``v [A, T]``: returns X ``[A, T, 3]``, rotations
     ``[A, T, 3, 3]``, the data term's robust scale and the objective before/after."""
