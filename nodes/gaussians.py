@@ -125,7 +125,10 @@ class LiftGaussians:
             reference_every=reference_every, tracks=tracks, kappa=kappa, stride=stride, color_mode=color_mode,
             edge_threshold=edge_threshold, edge_mode=edge_mode, regularize=regularizer, progress=report, info=stats,
         )
-        return field, k, "\n" + multi_reference_report(stats, field, h, w, given_tracks=tracks is not None)
+        text = multi_reference_report(stats, field, h, w, given_tracks=tracks is not None)
+        if regularizer is not None:
+            text += f"\nregularised each reference it tracked (PointRegularizer: rigidity {regularizer.rigidity:g}, smoothness {regularizer.smoothness:g}, k {regularizer.k}, {regularizer.iterations} iterations)"
+        return field, k, "\n" + text
 
 
 def multi_reference_report(stats: dict, field, height: int, width: int, given_tracks: bool = False) -> str:

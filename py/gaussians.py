@@ -551,7 +551,7 @@ def lift_video(
         if float(score[reference]) <= 1 - min_coverage:
             stopped = f"every frame covered to {100 * min_coverage:.1f}% (of the pixels that can hold a Gaussian)"
             break
-        reason = f"frame {reference}: {100 * float(score[reference]):.2f}% of its pixels uncovered"
+        reason = f"{100 * float(score[reference]):.2f}% of its pixels uncovered"
 
     added = [int(p["means"].shape[1]) for p in parts]
     field = _join_parts(parts, t_count, color_mode)
