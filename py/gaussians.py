@@ -577,39 +577,59 @@ def _project_source(means: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.stack([k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2]], dim=-1)
 
 
-def source_transmittance(uv: torch.Tensor, opacity: torch.Tensor, sigma2, height: int, width: int) -> torch.Tensor:
-    """``[H, W]`` transmittance Π(1 − α_i) of isotropic splats at pixels ``uv [n, 2]`` with ``opacity [n]``.
+def source_transmittance(uv: torch.Tensor, opacity: torch.Tensor, sigma2, height: int, width: int, chunk: int = 1 << 20) -> torch.Tensor:
+    """``[..., H, W]`` transmittance Π(1 − α_i) of isotropic splats at pixels ``uv [..., n, 2]`` with ``opacity [..., n]``.
 
-    α_i(p) = min(0.99, o_i·exp(−|p − uv_i|² / (2 σ_i²))) with σ_i² = ``sigma2`` (a number or ``[n]``, px²) + the renderer's 0.3 px²
-    low-pass, skipped below 1/255, as the rasteriser blends (:mod:`vid4d.py.render`): this is its accumulated
-    opacity 1 − T for the source view, where a Gaussian of scale κ·d/f projects to a splat of std κ px
-    (the perspective stretch off the optical axis, at most a third at 60° field of view, is left out, so
-    coverage is if anything underestimated). Order-independent, so fields can be added one by one.
+    α_i(p) = min(0.99, o_i·exp(−|p − uv_i|² / (2 σ_i²))) with σ_i² = ``sigma2`` (a number or ``[..., n]``, px²)
+    + the renderer's 0.3 px² low-pass, skipped below 1/255, as the rasteriser blends (:mod:`vid4d.py.render`):
+    this is its accumulated opacity 1 − T for the source view, where a Gaussian of scale κ·d/f projects to a
+    splat of std κ px (the perspective stretch off the optical axis, at most a third at 60° field of view, is
+    left out, so coverage is if anything underestimated). Order-independent, so fields can be added one by
+    one. Leading dimensions (e.g. frames) are separate images, done about ``chunk`` splats at a time.
     """
-    var = torch.as_tensor(sigma2, dtype=torch.float32, device=uv.device).expand(uv.shape[0]) + 0.3
+    lead = uv.shape[:-2]
+    n = uv.shape[-2]
+    uv = uv.reshape(-1, n, 2)
+    count = uv.shape[0]
+    opacity = opacity.reshape(count, n)
+    var = (torch.as_tensor(sigma2, dtype=torch.float32, device=uv.device).expand(*lead, n).reshape(count, n) + 0.3).contiguous()
+    out = torch.empty(count, height, width, device=uv.device)
+    step = max(1, chunk // max(n, 1))
+    for b0 in range(0, count, step):
+        out[b0 : b0 + step] = _transmittance_batch(uv[b0 : b0 + step], opacity[b0 : b0 + step], var[b0 : b0 + step], height, width)
+    return out.reshape(*lead, height, width)
+
+
+def _transmittance_batch(uv: torch.Tensor, opacity: torch.Tensor, var: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """:func:`source_transmittance` of ``B`` images at once: ``uv [B, n, 2]``, ``opacity``, ``var [B, n]`` → ``[B, H, W]``."""
+    count, n = opacity.shape
     # Pixel offsets k from the nearest pixel that can reach α ≥ 1/255: |k| − 0.5 ≤ sqrt(2 σ² ln(0.99·255)).
-    radius = (torch.sqrt(2 * var * math.log(0.99 * 255)) + 0.5).floor()
-    base = uv.round()
+    radius = (torch.sqrt(2 * var * math.log(0.99 * 255)) + 0.5).floor().reshape(-1)
+    base = uv.round().reshape(-1, 2)
+    uv, opacity, var = uv.reshape(-1, 2), opacity.reshape(-1), var.reshape(-1)
     reach = int(radius.max()) if radius.numel() else 0
     keep = (opacity >= 1.0 / 255) & (base[:, 0] >= -reach) & (base[:, 0] < width + reach) & (base[:, 1] >= -reach) & (base[:, 1] < height + reach)
-    # A margin round the image takes the overhang of splats up to `reach` outside it, so no offset needs a bounds test.
+    # A margin round each image takes the overhang of splats up to `reach` outside it, so no offset needs a bounds test.
     m = 2 * reach
     pw, ph = width + 2 * m, height + 2 * m
-    log_t = torch.zeros(ph * pw, dtype=torch.float32, device=uv.device)
+    image = torch.arange(count, device=uv.device).repeat_interleave(n) * (ph * pw)
+    log_t = torch.zeros(count * ph * pw, dtype=torch.float32, device=uv.device)
     for r in radius[keep].unique().tolist():  # splats grouped by reach: most need only the inner offsets
-        group = keep & (radius == r)
-        _splat_log_transmittance(log_t, uv[group], base[group], opacity[group], var[group], int(r), pw, m)
-    return log_t.reshape(ph, pw)[m : m + height, m : m + width].exp()
+        group = (keep & (radius == r)).nonzero().squeeze(1)
+        pick = lambda x: x.index_select(0, group)  # noqa: E731
+        _splat_log_transmittance(log_t, pick(uv), pick(base), pick(opacity), pick(var), int(r), pw, m, pick(image))
+    return log_t.reshape(count, ph, pw)[:, m : m + height, m : m + width].exp()
 
 
-def _splat_log_transmittance(log_t, uv, base, opacity, var, radius: int, pw: int, margin: int) -> None:
-    """Add Σ ln(1 − α) of the splats (all reaching ``radius`` pixels) to the padded image ``log_t``."""
+def _splat_log_transmittance(log_t, uv, base, opacity, var, radius: int, pw: int, margin: int, image) -> None:
+    """Add Σ ln(1 − α) of the splats (all reaching ``radius`` pixels) to the padded images ``log_t``
+    (each splat's image starts at flat index ``image``)."""
     offsets = range(-radius, radius + 1)
     # Separable: exp(-|d|²/2v) = exp(-dx²/2v)·exp(-dy²/2v), 2(2r+1) exponentials instead of (2r+1)².
     fx, fy = uv[:, 0] - base[:, 0], uv[:, 1] - base[:, 1]
     gx = [torch.exp(-0.5 * (d - fx).square() / var) for d in offsets]
     gy = [opacity * torch.exp(-0.5 * (d - fy).square() / var) for d in offsets]
-    origin = ((base[:, 1] + margin) * pw + base[:, 0] + margin).long()
+    origin = ((base[:, 1] + margin) * pw + base[:, 0] + margin).long() + image
     for dy, wy in zip(offsets, gy):
         for dx, wx in zip(offsets, gx):
             alpha = (wy * wx).clamp_(max=0.99)
