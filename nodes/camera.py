@@ -119,10 +119,13 @@ class CameraPath:
         # A move in the world of a solved source camera (stabilize, transfer, ...) comes with that camera;
         # the rig goes in between, so every rig camera is placed in the world: W_t·O_k·S_t⁻¹.
         base, source = cam.camera_move(preset, num_frames, width, height, **kwargs)
+        # Paths are relative to the source view at each frame; a field placed in the world of a solved
+        # camera (LiftGaussians placement = world) hands that camera on as source_camera.
+        place = (lambda path: cam.in_source_view(path, src)) if source_camera is not None else (lambda path: path)
         if values["cameras"] > 1:
             rig = cam.camera_rig(values["cameras"], num_frames, width, height, arc_angle=values["rig_angle"], focus_depth=focus_depth, base=base)
-            return cam.CameraRig([cam.relative_to_source(path, source) for path in rig]), focus_depth
-        return cam.relative_to_source(base, source), focus_depth
+            return cam.CameraRig([place(cam.relative_to_source(path, source)) for path in rig]), focus_depth
+        return place(cam.relative_to_source(base, source)), focus_depth
 
 
 # ---------------------------------------------------------------------------------------- the preview route

@@ -9,7 +9,7 @@ from ..py.camera import EASINGS, CameraPath
 from ..py.checks import check_image, check_mask, check_vector
 from . import preview, runtime
 from ..py.depth import IMAGE_ENCODINGS
-from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, GAUSSIANS, REGULARIZER, TRACKS3D, category, depth_input, expect, info, source_intrinsics
+from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, GAUSSIANS, REGULARIZER, TRACKS3D, camera_paths, category, depth_input, expect, info, source_intrinsics
 
 SOURCES = ["auto", "tracks", "depth_video", "first_frame", "multi_reference"]
 # "auto" colours: per frame for multi_reference (its references are far apart in time), else the reference's.
@@ -51,16 +51,17 @@ class LiftGaussians:
                 "tracks": (TRACKS3D, {"tooltip": "dense 3D tracks (DenseTrack3D, Sample Scene)"}),
                 "depth": (DEPTH, {"tooltip": "a Vid4D depth video"}),
                 "depth_image": ("IMAGE", {"tooltip": "a depth map/video from any pack"}),
-                "camera": (CAMERA_PATH, {"tooltip": "source camera: only its intrinsics are used"}),
+                "camera": (CAMERA_PATH, {"tooltip": "source camera: its intrinsics (and with placement world, its pose at every frame)"}),
                 "preview_frame": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1, "tooltip": "time step of the field shown as points in the node's 3D preview (clamped to the last)"}),
                 "max_references": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1, "tooltip": "multi_reference: at most this many reference frames (0 = as many as needed, within 3 H W Gaussians; each one is tracked through the whole video)"}),
                 "min_coverage": ("FLOAT", {"default": gs.DEFAULT_MIN_COVERAGE, "min": 0.0, "max": 1.0, "step": 0.001, "round": 0.0001, "tooltip": "multi_reference: add references until every frame's source view is covered to this share"}),
                 "reference_every": ("INT", {"default": 0, "min": 0, "max": 10000, "step": 1, "tooltip": "multi_reference: also a reference wherever a frame is farther than this from every reference (0 = off)"}),
                 "regularizer": (REGULARIZER, {"tooltip": "multi_reference: PointRegularizer's settings, applied to every reference's tracks this node computes (regularise the connected tracks upstream)"}),
+                "placement": (list(gs.PLACEMENTS), {"default": "source_view", "tooltip": "source_view: GS-DiT's pseudo field, each time step in the source camera's frame; world: every time step placed in the world of the connected camera (a solved source path from Estimate Camera), so the static scene is one cloud; source_camera is then that camera and CameraPath moves stay relative to it"}),
             },
         }
 
-    def lift(self, frames, source, fov, kappa, stride, edge_mode, edge_threshold, color_mode, depth_encoding, near, far, tracks=None, depth=None, depth_image=None, camera=None, preview_frame=0, max_references=0, min_coverage=gs.DEFAULT_MIN_COVERAGE, reference_every=0, regularizer=None):
+    def lift(self, frames, source, fov, kappa, stride, edge_mode, edge_threshold, color_mode, depth_encoding, near, far, tracks=None, depth=None, depth_image=None, camera=None, preview_frame=0, max_references=0, min_coverage=gs.DEFAULT_MIN_COVERAGE, reference_every=0, regularizer=None, placement="source_view"):
         frames = check_image("frames", frames)
         t, h, w, _ = frames.shape
         has_depth = depth is not None or depth_image is not None
@@ -90,6 +91,14 @@ class LiftGaussians:
                 field = gs.lift_depth_video(frames, video_depth.depth, k, options)
         progress.update()
         source_camera = CameraPath.static(k.float(), t, w, h)
+        if placement == "world":
+            if camera is None:
+                raise ValueError("placement 'world' needs the camera input: the solved source camera (Estimate Camera's camera) of every frame")
+            source_camera = camera_paths(camera, "camera")[0]
+            if source_camera.num_frames < field.num_frames:
+                raise ValueError(f"placement 'world': the camera has {source_camera.num_frames} frame(s) but the field {field.num_frames} time steps; connect the solved camera of this video")
+            field = gs.place_in_world(field, source_camera)
+            note += f"\nplaced in the world of the connected camera ({source_camera.num_frames} poses)"
         kept = float((field.opacities > 0).float().mean())
         progress.update()
         text = f"{source}: {field.num_gaussians} Gaussians x {field.num_frames} time step(s); {100 * kept:.1f}% with opacity > 0" + note

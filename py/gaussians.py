@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .camera import ease, pixel_grid, unproject_pixels
+from .camera import CameraPath, ease, pixel_grid, unproject_pixels
 from .checks import TensorData, check_finite_number, check_positive_int, check_range, check_tensor, scan
 from .tracking import Tracks3D
 
@@ -877,6 +877,23 @@ def edit_gaussians(
     quats = quats.clone()
     quats[:, sel] = _quat_multiply(_matrix_to_quat(rot).to(dev, dt)[:, None], quats[:, sel])
     return GaussianField.from_checked(means, colors, opacities, scales, quats, pixels=field.pixels, reference_frames=field.reference_frames)
+
+
+PLACEMENTS = ("source_view", "world")
+
+
+def place_in_world(field: GaussianField, camera: CameraPath) -> GaussianField:
+    """The pseudo 4D field (each time step in the source camera's frame at that time) placed in the
+    world of ``camera`` (e.g. the solved source path): means and rotations by camera_to_world[t]."""
+    if camera.num_frames < field.num_frames:
+        raise ValueError(f"camera: {camera.num_frames} frame(s) cannot place a field of {field.num_frames} time steps")
+    full = _time_varying(field, field.num_frames) if field.num_frames > 1 else field
+    c2w = camera.camera_to_world()[: field.num_frames].to(field.means.device, torch.float64)
+    means = (torch.einsum("tij,tnj->tni", c2w[:, :3, :3], full.means.double()) + c2w[:, None, :3, 3]).float()
+    turn = _matrix_to_quat(c2w[:, :3, :3]).to(field.means.dtype)
+    quats = full.quats if full.quats.dim() == 3 else full.quats[None].expand(field.num_frames, -1, -1)
+    quats = _quat_multiply(turn[:, None], quats)
+    return GaussianField.from_checked(means, full.colors, full.opacities, full.scales, quats, pixels=field.pixels, reference_frames=field.reference_frames)
 
 
 def _time_varying(field: GaussianField, t_count: int) -> GaussianField:

@@ -23,10 +23,11 @@ from .presets import (
     CAMERA_PRESETS, EASINGS, PARAMS, PRESETS, Computed, Motion, Move, Param, Preset, camera_move, camera_path, ease, get_preset, param_users, preset_table,
 )
 from .rig import CameraRig, as_path_list, camera_rig
-from .source import relative_to_source
+from .source import in_source_view, relative_to_source
 
 __all__ = [
     "CAMERA_PRESETS", "EASINGS", "PARAMS", "PRESETS", "CameraPath", "CameraRig", "Computed", "Motion", "Move", "Param", "Preset",
     "as_path_list", "camera_move", "camera_path", "camera_rig", "centred_intrinsics", "draw_camera_path", "ease", "focal_from_fov", "get_preset",
-    "intrinsics_from_fov", "param_users", "pixel_grid", "preset_table", "relative_to_source", "unproject_pixels",
+    "intrinsics_from_fov", "param_users", "pixel_grid", "preset_table", "relative_to_source",
+    "in_source_view", "unproject_pixels",
 ]

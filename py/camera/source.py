@@ -68,6 +68,23 @@ def relative_to_source(path: CameraPath, source: CameraPath | None) -> CameraPat
     return CameraPath(path.intrinsics.clone(), out, path.width, path.height)
 
 
+def in_source_view(path: CameraPath, source: CameraPath) -> CameraPath:
+    """A path given relative to the source view at each frame, for a field placed in ``source``'s world.
+
+    ``world_to_camera[t] = path[t] · source[t]`` (float64; ``source``'s last frame held past its end).
+    A pseudo field's source camera is the identity at every frame, so its paths come back unchanged; a
+    field placed in the world of a solved camera (LiftGaussians ``placement = world``) is rendered from
+    the same views, the solved move included.
+    """
+    s = source.world_to_camera.detach().to("cpu", POSE_DTYPE)
+    if torch.equal(s, torch.eye(4, dtype=POSE_DTYPE).expand_as(s)):
+        return path
+    s = s[torch.arange(path.num_frames).clamp(max=source.num_frames - 1)]
+    w = path.world_to_camera.detach().to("cpu", POSE_DTYPE)
+    out = (w @ s).to(path.world_to_camera.device, path.world_to_camera.dtype)
+    return CameraPath(path.intrinsics.clone(), out, path.width, path.height)
+
+
 def _log_rotation(r: torch.Tensor) -> torch.Tensor:
     from kornia.geometry.conversions import rotation_matrix_to_axis_angle
 
