@@ -21,7 +21,7 @@ def test_saved_workflows_keep_their_widgets():
     spec = LiftGaussians.INPUT_TYPES()
     assert list(spec["required"]) == ["frames", "source", "fov", "kappa", "stride", "edge_mode", "edge_threshold", "color_mode", "depth_encoding", "near", "far"]
     assert list(spec["optional"])[:5] == ["tracks", "depth", "depth_image", "camera", "preview_frame"]
-    assert list(spec["optional"])[5:] == ["max_references", "min_coverage", "reference_every", "regularizer"]
+    assert list(spec["optional"])[5:] == ["max_references", "min_coverage", "reference_every", "regularizer", "placement"]
     assert SOURCES[:4] == ["auto", "tracks", "depth_video", "first_frame"] and SOURCES[-1] == "multi_reference"
     assert spec["required"]["color_mode"][0][:2] == ["reference", "per_frame"]
 
