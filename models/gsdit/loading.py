@@ -322,7 +322,7 @@ def _folder_vae(folder: Path, dtype):
 def vae_config_from_shapes(shapes: dict[str, tuple[int, ...]], transformer_config, reference: dict) -> dict:
     """An ``AutoencoderKLCogVideoX`` config: widths, depth and latent channels from the weights; the scaling
     factor from the transformer's family (2B 1.15258426, 5B 0.7; CogVideoX 1.5 also inverts the latent scale)."""
-    levels = len({k.split(".")[2] for k in shapes if k.startswith("encoder.down_blocks.")})
+    levels = 1 + max(int(k.split(".")[2]) for k in shapes if k.startswith(("encoder.down_blocks.", "decoder.up_blocks.")))
     widths = [int(shapes[f"encoder.down_blocks.{i}.resnets.0.conv2.conv.weight"][0]) if f"encoder.down_blocks.{i}.resnets.0.conv2.conv.weight" in shapes else None for i in range(levels)]
     config = {**VAE_DEFAULTS, **reference}
     if reference:
