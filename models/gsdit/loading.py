@@ -212,8 +212,17 @@ def load_pipeline(path, device="cpu", dtype: torch.dtype = torch.float32, offloa
         problems.missing(f"model: {path} not found")
     sources, problems = plan_parts(path if path.exists() else None, opt(components), opt(text_encoder), opt(vae), opt(tokenizer_fallback), problems)
     problems.raise_if_any("GS-DiT model")
+    return load_parts(sources, device, dtype, offload, vae_tiling, vae_slicing, placement)
+
+
+def load_parts(sources: PartSources, device="cpu", dtype: torch.dtype = torch.float32, offload: str = "none", vae_tiling: bool = True, vae_slicing: bool = True, placement=None) -> GSDiTPipeline:
+    """Load the parts :func:`plan_parts` found (see :func:`load_pipeline` for the arguments). Cached by the
+    parts' paths and modification times, device, dtype and placement kind."""
+    if offload not in OFFLOAD_MODES:
+        raise ValueError(f"offload: expected one of {OFFLOAD_MODES}, got {offload!r}")
+    device = torch.device(device)
     placement = placement if placement is not None else LocalPlacement(device, offload != "none")
-    key = ("gsdit", sources.stamp(), str(device), str(dtype), offload, vae_tiling, vae_slicing, id(type(placement)))
+    key = ("gsdit", sources.stamp(), str(device), str(dtype), offload, vae_tiling, vae_slicing, type(placement).__name__)
     return cached(key, lambda: _load(sources, device, dtype, offload, vae_tiling, vae_slicing, placement))
 
 
