@@ -44,6 +44,10 @@ class Problems:
     def wrong(self, text: str) -> None:
         self.items.append((CheckpointFormatError, text))
 
+    def extend(self, other: "Problems") -> "Problems":
+        self.items.extend(other.items)
+        return self
+
     def __bool__(self) -> bool:
         return bool(self.items)
 
@@ -173,6 +177,21 @@ def find_in(name: str, dirs: Iterable[Path]) -> Path | None:
         if candidate.exists():
             return candidate
     return None
+
+
+def locate(part: str, name: str, dirs: Iterable[Path], where: str, hint: str, problems: "Problems") -> Path | None:
+    """``name`` in ``dirs``, or None with a problem naming the part, whether a file or a folder was expected, the
+    folders searched, what they hold, and ``hint`` (every accepted alternative)."""
+    dirs = [Path(d) for d in dirs]
+    try:
+        found = find_in(name, dirs)
+    except ValueError as exc:
+        problems.wrong(f"{part}: {exc}")
+        return None
+    if found is None:
+        kind = "folder" if is_folder_name(name) else "file"
+        problems.missing(f"{part}: {kind} '{name.rstrip('/')}' not found in {where} (searched: {searched(dirs)}; found there: {found_in(dirs)}); {hint}")
+    return found
 
 
 def list_files(dirs: Iterable[Path], extensions=WEIGHT_EXTENSIONS, folders: bool = False) -> list[str]:

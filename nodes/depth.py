@@ -46,22 +46,11 @@ def resolve_files(unet: str, base: str):
 
     problems = loading.Problems()
 
-    def find(part, name, dirs, where, hint):
-        try:
-            found = loading.find_in(name, dirs)
-        except ValueError as exc:
-            problems.wrong(f"{part}: {exc}")
-            return None
-        if found is None:
-            kind = "folder" if loading.is_folder_name(name) else "file"
-            problems.missing(f"{part}: {kind} '{name}' not found in {where} (searched: {loading.searched(dirs)}; found there: {loading.found_in(dirs)}); expected {hint}")
-        return found
-
-    unet_path = find("unet", unet, runtime.model_dirs("depth") + runtime.shared_dirs("diffusion_models"), "models/vid4d/depth/ or models/diffusion_models/", cd.UNET_FOLDER_HINT)
+    unet_path = loading.locate("unet", unet, runtime.model_dirs("depth") + runtime.shared_dirs("diffusion_models"), "models/vid4d/depth/ or models/diffusion_models/", f"expected {cd.UNET_FOLDER_HINT}", problems)
     if loading.is_folder_name(base):
-        base_path = find("base", base, runtime.model_dirs("depth"), "models/vid4d/depth/", cd.BASE_HINT)
+        base_path = loading.locate("base", base, runtime.model_dirs("depth"), "models/vid4d/depth/", f"expected {cd.BASE_HINT}", problems)
     else:
-        base_path = find("base", base, runtime.checkpoint_dirs(), "models/checkpoints/", cd.BASE_HINT)
+        base_path = loading.locate("base", base, runtime.checkpoint_dirs(), "models/checkpoints/", f"expected {cd.BASE_HINT}", problems)
     cd.check_files(unet_path, base_path, problems)
     return unet_path, base_path, problems
 

@@ -34,33 +34,20 @@ def _folder_choices() -> list[str]:
     return [SAME_FOLDER, *[n for n in _top_level() if not n.lower().endswith(loading.WEIGHT_EXTENSIONS)]]
 
 
-def _find(name: str, dirs, part: str, where: str, hint: str, problems: loading.Problems):
-    """``name`` in ``dirs``, or None with a problem naming the part, the folders searched and what they hold."""
-    try:
-        found = loading.find_in(name, dirs)
-    except ValueError as exc:
-        problems.wrong(f"{part}: {exc}")
-        return None
-    if found is None:
-        kind = "folder" if loading.is_folder_name(name) else "file"
-        problems.missing(f"{part}: {kind} '{name}' not found in {where} (searched: {loading.searched(dirs)}; found there: {loading.found_in(dirs)}); {hint}")
-    return found
-
-
 def resolve_parts(model: str, components: str = SAME_FOLDER, text_encoder: str = FROM_COMPONENTS, vae: str = FROM_COMPONENTS):
     """The loader's choices → ``gs.plan_parts``: (sources or None, problems), every problem at once."""
     problems = loading.Problems()
     gsdit_dirs, dm_dirs = runtime.model_dirs("gsdit"), runtime.shared_dirs("diffusion_models")
-    model_path = _find(model, gsdit_dirs + dm_dirs, "model", "models/vid4d/gsdit/ or models/diffusion_models/", f"choose {gs.FOLDER_HINT}, or {gs.TRANSFORMER_HINT} (plus the other parts below)", problems)
+    model_path = loading.locate("model", model, gsdit_dirs + dm_dirs, "models/vid4d/gsdit/ or models/diffusion_models/", f"choose {gs.FOLDER_HINT}, or {gs.TRANSFORMER_HINT} (plus the other parts below)", problems)
     comp = None
     if components not in (SAME_FOLDER, None, ""):
-        comp = _find(components, gsdit_dirs, "components", "models/vid4d/gsdit/", f"choose {gs.FOLDER_HINT}, or {SAME_FOLDER}", problems)
+        comp = loading.locate("components", components, gsdit_dirs, "models/vid4d/gsdit/", f"choose {gs.FOLDER_HINT}, or {SAME_FOLDER}", problems)
     te = None
     if text_encoder not in (FROM_COMPONENTS, None, ""):
-        te = _find(text_encoder, runtime.shared_dirs("text_encoders"), "text_encoder", "models/text_encoders/", f"choose {gs.T5_HINT}, or {FROM_COMPONENTS}", problems)
+        te = loading.locate("text_encoder", text_encoder, runtime.shared_dirs("text_encoders"), "models/text_encoders/", f"choose {gs.T5_HINT}, or {FROM_COMPONENTS}", problems)
     vae_path = None
     if vae not in (FROM_COMPONENTS, None, ""):
-        vae_path = _find(vae, runtime.shared_dirs("vae"), "vae", "models/vae/", f"choose {gs.VAE_HINT}, or {FROM_COMPONENTS}", problems)
+        vae_path = loading.locate("vae", vae, runtime.shared_dirs("vae"), "models/vae/", f"choose {gs.VAE_HINT}, or {FROM_COMPONENTS}", problems)
     if problems and model_path is None:
         return None, problems
     return gs.plan_parts(model_path, comp, te, vae_path, runtime.t5_tokenizer_dir(), problems)
