@@ -6,7 +6,7 @@ what it looks like, before anything is loaded. Only the safetensors header is re
 
 A family is recognised by marker keys, matched after any wrapping prefix (``model.diffusion_model.``,
 ``text_encoders.t5xxl.transformer.``, ...): a marker matches a key equal to it or ending in ``.<marker>``. The
-first family (in :data:`FAMILIES` order: specific before general) whose markers are all present wins.
+first family (in :data:`FAMILIES` order: whole checkpoints first, specific before general, VAEs before UNets) whose markers are all present wins.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def _ldm_vae(shapes):
 
 
 FAMILIES: tuple[Family, ...] = (
+    # whole checkpoints (SGM/LDM single files: a VAE and a UNet inside)
+    Family("svd_checkpoint", "a Stable Video Diffusion single-file checkpoint (svd_xt.safetensors)", ("first_stage_model.decoder.conv_out.time_mix_conv.weight", "conditioner.embedders.0.open_clip.model.visual.proj")),
+    Family("sd_checkpoint", "an SD 1.x / SDXL single-file checkpoint", ("model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.encoder.conv_in.weight")),
     # video transformers
     Family("cogvideox_transformer", "a CogVideoX transformer (diffusers keys)", ("patch_embed.proj.weight", "patch_embed.text_proj.weight", "transformer_blocks.0.attn1.norm_q.weight", "time_embedding.linear_1.weight")),
     Family("cogvideox_sat", "a CogVideoX transformer (original CogVideo/SAT keys)", ("mixins.patch_embed.proj.weight", "transformer.layers.0.attention.query_key_value.weight")),
@@ -59,12 +62,14 @@ FAMILIES: tuple[Family, ...] = (
     Family("sd3", "an SD3 / SD3.5 MMDiT (diffusion model)", ("joint_blocks.0.context_block.attn.qkv.weight",)),
     Family("wan", "a Wan 2.x video transformer", ("patch_embedding.weight", "blocks.0.self_attn.q.weight", "blocks.0.cross_attn.k.weight")),
     Family("ltxv", "an LTX-Video transformer", ("adaln_single.linear.weight", "transformer_blocks.0.attn1.to_q.weight")),
+    # VAEs
+    Family("cogvideox_vae", "a CogVideoX VAE (diffusers keys)", ("encoder.conv_in.conv.weight", "decoder.conv_out.conv.weight")),
+    Family("svd_vae", "the Stable Video Diffusion temporal VAE (diffusers keys)", ("decoder.time_conv_out.weight", "encoder.conv_in.weight")),
+    Family("vae_diffusers", "an image VAE (diffusers keys)", ("encoder.down_blocks.0.resnets.0.conv1.weight", "decoder.up_blocks.0.resnets.0.conv1.weight")),
+    Family("ldm_vae", "an image VAE (original keys)", ("encoder.down.0.block.0.conv1.weight", "decoder.up.0.block.0.conv1.weight"), detail=_ldm_vae),
     # UNets
-    Family("svd_unet", "a Stable Video Diffusion-family UNet (diffusers keys: SVD or ChronoDepth)", ("conv_in.weight", "down_blocks.0.resnets.0.spatial_res_block.conv1.weight", "down_blocks.0.resnets.0.temporal_res_block.conv1.weight")),
-    Family("unet_diffusers", "an image UNet (SD 1.x / SDXL, diffusers keys)", ("conv_in.weight", "down_blocks.0.resnets.0.conv1.weight", "mid_block.resnets.0.conv1.weight")),
-    # whole checkpoints (SGM/LDM single files)
-    Family("svd_checkpoint", "a Stable Video Diffusion single-file checkpoint (svd_xt.safetensors)", ("first_stage_model.decoder.conv_out.time_mix_conv.weight", "conditioner.embedders.0.open_clip.model.visual.proj")),
-    Family("sd_checkpoint", "an SD 1.x / SDXL single-file checkpoint", ("model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.encoder.conv_in.weight")),
+    Family("svd_unet", "a Stable Video Diffusion-family UNet (diffusers keys: SVD or ChronoDepth)", ("conv_in.weight", "down_blocks.0.resnets.0.spatial_res_block.conv1.weight", "down_blocks.0.resnets.0.temporal_res_block.conv1.weight"), absent=("encoder.conv_in.weight",)),
+    Family("unet_diffusers", "an image UNet (SD 1.x / SDXL, diffusers keys)", ("conv_in.weight", "down_blocks.0.resnets.0.conv1.weight", "mid_block.resnets.0.conv1.weight"), absent=("encoder.conv_in.weight",)),
     Family("sd_unet", "an SD 1.x / SDXL UNet (original keys)", ("input_blocks.0.0.weight", "middle_block.1.proj_in.weight")),
     # text encoders
     Family("umt5", "a UMT5 text encoder (Wan's umt5-xxl)", ("encoder.block.0.layer.0.SelfAttention.q.weight", "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight")),
@@ -73,11 +78,6 @@ FAMILIES: tuple[Family, ...] = (
     Family("clip_vision", "a CLIP vision encoder", ("vision_model.encoder.layers.0.self_attn.q_proj.weight",)),
     Family("open_clip_text", "an OpenCLIP text encoder", ("token_embedding.weight", "transformer.resblocks.0.attn.in_proj_weight")),
     Family("llm", "an LLM text encoder (Llama / Qwen / Gemma style)", ("layers.0.self_attn.q_proj.weight", "layers.0.mlp.gate_proj.weight")),
-    # VAEs
-    Family("cogvideox_vae", "a CogVideoX VAE (diffusers keys)", ("encoder.conv_in.conv.weight", "decoder.conv_out.conv.weight")),
-    Family("svd_vae", "the Stable Video Diffusion temporal VAE (diffusers keys)", ("decoder.time_conv_out.weight", "encoder.conv_in.weight")),
-    Family("vae_diffusers", "an image VAE (diffusers keys)", ("encoder.down_blocks.0.resnets.0.conv1.weight", "decoder.up_blocks.0.resnets.0.conv1.weight")),
-    Family("ldm_vae", "an image VAE (original keys)", ("encoder.down.0.block.0.conv1.weight", "decoder.up.0.block.0.conv1.weight"), detail=_ldm_vae),
 )
 BY_NAME = {f.name: f for f in FAMILIES}
 

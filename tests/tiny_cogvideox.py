@@ -180,7 +180,7 @@ def scheduler_config(snr_shift_scale: float = 3.0) -> dict:
 
 def _shard_size(module) -> int:
     # Two shards, like the published text encoder and 5B transformer.
-    sizes = [t.numel() * t.element_size() for t in module.state_dict().values()]
+    sizes = list({t.data_ptr(): t.numel() * t.element_size() for t in module.state_dict().values()}.values())  # tied weights once
     return max(max(sizes), int(sum(sizes) * 0.6)) + 1
 
 
