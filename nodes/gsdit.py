@@ -39,18 +39,21 @@ def resolve_parts(model: str, components: str = SAME_FOLDER, text_encoder: str =
     problems = loading.Problems()
     gsdit_dirs, dm_dirs = runtime.model_dirs("gsdit"), runtime.shared_dirs("diffusion_models")
     model_path = loading.locate("model", model, gsdit_dirs + dm_dirs, "models/vid4d/gsdit/ or models/diffusion_models/", f"choose {gs.FOLDER_HINT}, or {gs.TRANSFORMER_HINT} (plus the other parts below)", problems)
-    comp = None
-    if components not in (SAME_FOLDER, None, ""):
-        comp = loading.locate("components", components, gsdit_dirs, "models/vid4d/gsdit/", f"choose {gs.FOLDER_HINT}, or {SAME_FOLDER}", problems)
-    te = None
-    if text_encoder not in (FROM_COMPONENTS, None, ""):
-        te = loading.locate("text_encoder", text_encoder, runtime.shared_dirs("text_encoders"), "models/text_encoders/", f"choose {gs.T5_HINT}, or {FROM_COMPONENTS}", problems)
-    vae_path = None
-    if vae not in (FROM_COMPONENTS, None, ""):
-        vae_path = loading.locate("vae", vae, runtime.shared_dirs("vae"), "models/vae/", f"choose {gs.VAE_HINT}, or {FROM_COMPONENTS}", problems)
-    if problems and model_path is None:
+    chosen, reported = {}, set()
+    for part, value, default, dirs, where, hint in (
+        ("components", components, SAME_FOLDER, gsdit_dirs, "models/vid4d/gsdit/", f"choose {gs.FOLDER_HINT}, or {SAME_FOLDER}"),
+        ("text_encoder", text_encoder, FROM_COMPONENTS, runtime.shared_dirs("text_encoders"), "models/text_encoders/", f"choose {gs.T5_HINT}, or {FROM_COMPONENTS}"),
+        ("vae", vae, FROM_COMPONENTS, runtime.shared_dirs("vae"), "models/vae/", f"choose {gs.VAE_HINT}, or {FROM_COMPONENTS}"),
+    ):
+        if value in (default, None, ""):
+            chosen[part] = None
+            continue
+        chosen[part] = loading.locate(part, value, dirs, where, hint, problems)
+        if chosen[part] is None:
+            reported.add(part)
+    if model_path is None:
         return None, problems
-    return gs.plan_parts(model_path, comp, te, vae_path, runtime.t5_tokenizer_dir(), problems)
+    return gs.plan_parts(model_path, chosen["components"], chosen["text_encoder"], chosen["vae"], runtime.t5_tokenizer_dir(), problems, reported)
 
 
 class Vid4DGSDiTModelLoader:

@@ -101,7 +101,7 @@ def _has_weights(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
 
 
-def plan_parts(model: Path | None, components: Path | None = None, text_encoder: Path | None = None, vae: Path | None = None, tokenizer_fallback: Path | None = None, problems: Problems | None = None) -> tuple[PartSources | None, Problems]:
+def plan_parts(model: Path | None, components: Path | None = None, text_encoder: Path | None = None, vae: Path | None = None, tokenizer_fallback: Path | None = None, problems: Problems | None = None, reported=()) -> tuple[PartSources | None, Problems]:
     """Check every part of a GS-DiT pipeline without loading it.
 
     Args:
@@ -110,11 +110,14 @@ def plan_parts(model: Path | None, components: Path | None = None, text_encoder:
         text_encoder, vae: single files chosen instead of the folder's ``text_encoder/`` / ``vae/``.
         tokenizer_fallback: a tokenizer folder to use when the folder has none (ComfyUI's ``t5_tokenizer``).
         problems: problems found earlier (e.g. names not in any folder); the new ones are added.
+        reported: the parts those are about (``"components"``, ``"text_encoder"``, ``"vae"``): not looked for again.
     Returns:
         The sources (None if anything is missing) and every problem, each naming the part, the folder, what is
         there and each accepted alternative.
     """
     problems = problems if problems is not None else Problems()
+    if "components" in reported:
+        return None, problems  # every other part would be looked for in a folder that is not there
     folder = components if components is not None else (model if model is not None and model.is_dir() else None)
     if folder is not None and not folder.is_dir():
         problems.missing(f"components: {folder} is a file, not a diffusers folder; choose {FOLDER_HINT}")
@@ -142,7 +145,9 @@ def plan_parts(model: Path | None, components: Path | None = None, text_encoder:
             transformer = sub
 
     encoder = None
-    if text_encoder is not None:
+    if "text_encoder" in reported:
+        pass
+    elif text_encoder is not None:
         if _accept(text_encoder, ("t5",), "text_encoder", T5_HINT, problems):
             encoder = text_encoder
     else:
@@ -163,7 +168,9 @@ def plan_parts(model: Path | None, components: Path | None = None, text_encoder:
         problems.missing(f"tokenizer: no spiece.model or tokenizer.json in {looked}; expected {t5.TOKENIZER_HINT}")
 
     vae_source = None
-    if vae is not None:
+    if "vae" in reported:
+        pass
+    elif vae is not None:
         if _accept(vae, ("cogvideox_vae",), "vae", "a CogVideoX VAE (diffusers keys)", problems):
             vae_source = vae
     else:
