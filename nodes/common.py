@@ -14,6 +14,7 @@ from ..py.camera import CameraPath, CameraRig
 from ..py.checks import trust, validation_scope
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
+from ..py.points import PointRegularization
 from ..py.render import RenderedVideo
 from ..py.spectral import MotionTexture, SpectralVolume
 from ..py.tracking import Tracks3D
@@ -27,6 +28,7 @@ SPECTRAL_VOLUME = "VID4D_SPECTRAL_VOLUME"
 DEPTH = "VID4D_DEPTH"
 MOTION_TEXTURE = "VID4D_MOTION_TEXTURE"
 RENDER = "VID4D_RENDER"
+REGULARIZER = "VID4D_POINT_REGULARIZER"
 # Model handles made by the *ModelLoader nodes (issue owners add their class to SOCKET_TYPES below).
 DEPTH_MODEL = "VID4D_DEPTH_MODEL"
 GSDIT_MODEL = "VID4D_GSDIT_MODEL"
@@ -41,6 +43,7 @@ SOCKET_TYPES: dict[str, type] = {
     DEPTH: DepthVideo,
     MOTION_TEXTURE: MotionTexture,
     RENDER: RenderedVideo,
+    REGULARIZER: PointRegularization,
     MOTION_MODEL: MotionPipeline,
     GSDIT_MODEL: GSDiTPipeline,
     DEPTH_MODEL: ChronoDepthPipeline,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..py import points as pts
 from ..py.checks import check_mask
 from . import runtime
-from .common import TRACKS3D, category, expect, info
+from .common import REGULARIZER, TRACKS3D, category, expect, info
 
 
 class PointRegularizer:
@@ -20,13 +20,14 @@ class PointRegularizer:
     )
     CATEGORY = category("tracking")
     FUNCTION = "regularize"
-    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING")
-    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report")
+    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING", REGULARIZER)
+    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report", "regularizer")
     OUTPUT_TOOLTIPS = (
         "the regularised tracks (positions re-projected with the tracks' intrinsics; visibility unchanged)",
         "PointVid point map video: xyz in [-1, 1] as colours (r, g, b) = (xyz + 1) / 2, black where no point",
         "1 where the point map holds a point",
         "before/after summary: displacement applied, objective, rigidity error",
+        "these settings, for LiftGaussians' multi_reference mode: it regularises every reference frame's tracks with them",
     )
 
     @classmethod
@@ -57,13 +58,11 @@ class PointRegularizer:
             fg = m[min(tracks.ref_frame, m.shape[0] - 1)]
         progress = runtime.Progress(iterations + 1, "regularise points")
         stats: dict = {}
-        out = pts.regularize_tracks(
-            tracks, device=runtime.get_device(), k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations,
-            max_anchors=max_anchors, seed=seed, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats,
-        )
+        regularization = pts.PointRegularization(k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations, max_anchors=max_anchors, seed=seed, device=str(runtime.get_device()))
+        out = pts.regularize_tracks(tracks, regularization, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats)
         maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
         text = pts.regularization_report(tracks, out, stats)
-        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text)}
+        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text, regularization)}
 
 
 NODE_CLASS_MAPPINGS = {"PointRegularizer": PointRegularizer}
