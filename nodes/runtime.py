@@ -239,11 +239,14 @@ def t5_tokenizer_dir() -> Path | None:
     use): from the running ComfyUI, or the ComfyUI this pack sits in; None headless without one."""
     roots = []
     comfy = _module("comfy")
-    if comfy is not None and getattr(comfy, "__file__", None):
-        roots.append(Path(comfy.__file__).resolve().parent)
-    pack = Path(__file__).resolve().parent.parent
-    if pack.parent.name == "custom_nodes":
-        roots.append(pack.parent.parent / "comfy")
+    if comfy is not None:
+        # ComfyUI's ``comfy`` is a namespace package (no __init__.py): no __file__, only __path__.
+        roots += [Path(p) for p in getattr(comfy, "__path__", [])]
+        if getattr(comfy, "__file__", None):
+            roots.append(Path(comfy.__file__).resolve().parent)
+    for pack in (Path(__file__).parent.parent, Path(__file__).resolve().parent.parent):  # a symlinked pack too
+        if pack.parent.name == "custom_nodes":
+            roots.append(pack.parent.parent / "comfy")
     for root in roots:
         folder = root / "text_encoders" / "t5_tokenizer"
         if (folder / "tokenizer.json").is_file():
