@@ -37,8 +37,8 @@ PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 T5_HINT = "a T5-XXL file in models/text_encoders/ (t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors from https://huggingface.co/comfyanonymous/flux_text_encoders)"
-VAE_HINT = "a CogVideoX VAE file in models/vae/ (diffusers keys, e.g. a CogVideoX snapshot's vae/diffusion_pytorch_model.safetensors renamed)"
-TRANSFORMER_HINT = "a CogVideoX transformer file in models/diffusion_models/ or models/vid4d/gsdit/ (diffusers or original CogVideo keys; bf16, fp16 or fp8)"
+VAE_HINT = "a CogVideoX VAE file in models/vae/ (diffusers keys: cogvideox_vae_bf16.safetensors from https://huggingface.co/Kijai/CogVideoX-comfy, or a CogVideoX snapshot's vae/diffusion_pytorch_model.safetensors renamed)"
+TRANSFORMER_HINT = "a CogVideoX transformer file in models/diffusion_models/ or models/vid4d/gsdit/ (diffusers or original CogVideo keys; bf16, fp16 or fp8; e.g. CogVideoX_1_0_5b_I2V_bf16.safetensors from https://huggingface.co/Kijai/CogVideoX-comfy)"
 FOLDER_HINT = "a CogVideoX diffusers folder in models/vid4d/gsdit/ (transformer/ vae/ text_encoder/ tokenizer/ scheduler/, e.g. https://huggingface.co/THUDM/CogVideoX-5b-I2V)"
 
 # CogVideoX's published settings, for parts that come without a folder (values of the THUDM snapshots).
