@@ -21,7 +21,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .loading import CheckpointFormatError, ModelNotFoundError, load_state_dict
+from .families import expect_family
+from .loading import CheckpointFormatError, ModelNotFoundError, Problems, found_in, load_state_dict, read_header
+from .placement import LocalPlacement
 
 NEAR_IS = "low"
 WINDOW_MODES = ("context", "replacement", "naive")
@@ -52,8 +54,20 @@ UNET_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.
 CLIP_WEIGHTS = ("model.safetensors", "model.fp16.safetensors")
 SGM_VAE = "first_stage_model."
 SGM_CLIP = "conditioner.embedders.0.open_clip.model.visual."
-UNET_FOLDER_HINT = "the ChronoDepth-v1 folder from https://huggingface.co/jhshao/ChronoDepth-v1 (config.json + diffusion_pytorch_model.safetensors)"
-BASE_HINT = "the stable-video-diffusion-img2vid-xt folder (vae/ image_encoder/ scheduler/) from https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt, or svd_xt.safetensors in models/checkpoints/"
+UNET_FOLDER_HINT = (
+    "the ChronoDepth-v1 folder in models/vid4d/depth/ (config.json + diffusion_pytorch_model.safetensors from "
+    "https://huggingface.co/jhshao/ChronoDepth-v1), or that diffusion_pytorch_model.safetensors as one file in "
+    "models/vid4d/depth/ or models/diffusion_models/"
+)
+BASE_HINT = (
+    "SVD-XT: svd_xt.safetensors in models/checkpoints/ (https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt), "
+    "or that repository's diffusers folder in models/vid4d/depth/stable-video-diffusion-img2vid-xt/ (vae/ image_encoder/ "
+    "scheduler/ feature_extractor/)"
+)
+# The class name ChronoDepth's own code saves its UNet under (a UNetSpatioTemporalConditionModel subclass, same weights).
+UNET_CLASSES = ("UNetSpatioTemporalConditionModel", "DiffusersUNetSpatioTemporalConditionModelChronodepth")
+SVD_HEAD_WIDTH = 64  # SVD's attention heads are 64 wide (5, 10, 20, 20 heads over 320, 640, 1280, 1280 channels)
+SVD_NUM_FRAMES = 25
 
 
 # ---------------------------------------------------------------- windows
@@ -144,29 +158,28 @@ class ChronoDepthPipeline:
 
     near_is = NEAR_IS
 
-    def __init__(self, unet, vae, scheduler, image_embedding: torch.Tensor, device="cpu", dtype=torch.float32, offload_device=None):
+    def __init__(self, unet, vae, scheduler, image_embedding: torch.Tensor, device="cpu", dtype=torch.float32, offload_device=None, placement=None):
         self.unet, self.vae, self.scheduler = unet.eval(), vae.eval(), scheduler
         self.image_embedding = image_embedding
         self.device = torch.device(device)
         self.dtype = dtype
         self.vae_dtype = next(vae.parameters()).dtype
         self.offload_device = torch.device(offload_device) if offload_device is not None else None
+        # Where the UNet and VAE wait between calls (ComfyUI's model management inside ComfyUI).
+        self.placement = placement if placement is not None else LocalPlacement(self.device, offload=offload_device is not None)
         self.latent_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-
-    # ---- device placement
-    def _to_compute(self):
         for model, dtype in ((self.unet, self.dtype), (self.vae, self.vae_dtype)):
-            p = next(model.parameters())
-            if p.device != self.device:
-                model.to(self.device)
-            if p.dtype != dtype:
-                model.to(dtype=dtype)
+            model.to(dtype=dtype)
+            self.placement.home(model)
 
-    def offload(self):
-        """Move the networks to the offload device (between uses, when memory is short)."""
-        if self.offload_device is not None:
-            self.unet.to(self.offload_device)
-            self.vae.to(self.offload_device)
+    def memory_required(self, frames: int, height: int, width: int, window: int = 10, decode_chunk: int = 8) -> int:
+        """Rough bytes one call needs beyond the weights: a window through the UNet (its widest level at 1/8 size,
+        ~10 buffers) or a decode chunk through the VAE decoder (128 channels at full size, ~6 buffers)."""
+        h, w = working_size(height, width)
+        item = torch.finfo(self.dtype).bits // 8
+        unet = min(window, frames) * (h // 8) * (w // 8) * int(self.unet.config.block_out_channels[0]) * 10 * item
+        vae = min(decode_chunk, frames) * h * w * 128 * 6 * (torch.finfo(self.vae_dtype).bits // 8)
+        return int(max(unet, vae))
 
     def num_model_calls(self, num_frames: int, num_steps: int = 5, window: int = 10, stride: int = 5) -> int:
         """UNet evaluations of one call (windows × steps): the progress total."""
@@ -241,11 +254,8 @@ class ChronoDepthPipeline:
         plan = window_plan(num, window, stride)
         generator = torch.Generator("cpu").manual_seed(int(seed))
         out = torch.empty(num, height, width, dtype=torch.float32)
-        self._to_compute()
-        try:
+        with self.placement.use(self.unet, self.vae, memory_required=self.memory_required(num, height, width, window, decode_chunk)):
             self._sample(frames, plan, num_steps, mode, generator, size, latent_size, (height, width), out, progress, decode_chunk)
-        finally:
-            self.offload()
         return out
 
     def _sample(self, frames, plan, num_steps, mode, generator, size, latent_size, out_size, out, progress, decode_chunk):
@@ -350,21 +360,84 @@ def _build(cls_or_fn, config, state, path, dtype):
     return model
 
 
-def load_unet(folder, dtype=torch.float32):
-    """The ChronoDepth-v1 UNet from its folder (``config.json`` + ``diffusion_pytorch_model.safetensors``)."""
+def check_files(unet: Path | None, base: Path | None, problems: Problems | None = None) -> Problems:
+    """Every problem with a ChronoDepth UNet and SVD-XT base, without loading them: a folder that lacks its config or
+    weights, a base folder without vae/ or image_encoder/, a file of another model family."""
+    problems = problems if problems is not None else Problems()
+    if unet is not None and unet.is_dir():
+        lacking = [n for n, ok in (("config.json", (unet / "config.json").is_file()), (" or ".join(UNET_WEIGHTS), any((unet / w).is_file() for w in UNET_WEIGHTS))) if not ok]
+        if lacking:
+            problems.missing(f"unet: folder {unet}/ has no {' and no '.join(lacking)} (found there: {found_in([unet])}); expected {UNET_FOLDER_HINT}")
+    elif unet is not None:
+        try:
+            expect_family(unet, ("svd_unet",), "unet", "the ChronoDepth-v1 UNet (diffusers keys)")
+        except CheckpointFormatError as exc:
+            problems.wrong(str(exc))
+    if base is not None and base.is_dir():
+        for sub, names in (("vae", UNET_WEIGHTS), ("image_encoder", CLIP_WEIGHTS)):
+            if not (base / sub).is_dir():
+                problems.missing(f"base: folder {base}/ has no {sub}/ (found there: {found_in([base])}); expected {BASE_HINT}")
+            elif not (base / sub / "config.json").is_file() or not any((base / sub / n).is_file() for n in names):
+                problems.missing(f"base: {base}/{sub}/ needs config.json and {' or '.join(names)} (found there: {found_in([base / sub])}); expected {BASE_HINT}")
+    elif base is not None:
+        if base.suffix.lower() != ".safetensors":
+            problems.wrong(f"base: {base.name} is not a .safetensors file; expected {BASE_HINT}")
+        else:
+            try:
+                expect_family(base, ("svd_checkpoint",), "base", "the SVD-XT single file (svd_xt.safetensors) or its diffusers folder")
+            except CheckpointFormatError as exc:
+                problems.wrong(str(exc))
+    return problems
+
+
+def unet_config_from_shapes(shapes: dict[str, tuple[int, ...]]) -> dict:
+    """A ``UNetSpatioTemporalConditionModel`` config read off its weights (a single file has no config.json).
+    Head counts are not in the weights: SVD's 64-wide heads (ChronoDepth-v1 is an SVD-XT fine-tune)."""
+    def indices(prefix):
+        return sorted({int(k[len(prefix):].split(".")[0]) for k in shapes if k.startswith(prefix)})
+
+    downs, ups = indices("down_blocks."), indices("up_blocks.")
+    widths = [int(shapes[f"down_blocks.{i}.resnets.0.spatial_res_block.conv1.weight"][0]) for i in downs]
+    cross = lambda block, i: any(k.startswith(f"{block}.{i}.attentions.") for k in shapes)
+    attn2 = next(v for k, v in shapes.items() if k.endswith("attn2.to_k.weight"))
+    per_block = [len(indices(f"down_blocks.{i}.attentions.0.transformer_blocks.")) or 1 for i in downs]
+    time_ids = int(shapes["add_embedding.linear_1.weight"][1])
+    return {
+        "in_channels": int(shapes["conv_in.weight"][1]),
+        "out_channels": int(shapes["conv_out.weight"][0]),
+        "down_block_types": ["CrossAttnDownBlockSpatioTemporal" if cross("down_blocks", i) else "DownBlockSpatioTemporal" for i in downs],
+        "up_block_types": ["CrossAttnUpBlockSpatioTemporal" if cross("up_blocks", i) else "UpBlockSpatioTemporal" for i in ups],
+        "block_out_channels": widths,
+        "layers_per_block": len(indices("down_blocks.0.resnets.")),
+        "cross_attention_dim": int(attn2[1]),
+        "transformer_layers_per_block": per_block[0] if len(set(per_block)) == 1 else per_block,
+        "num_attention_heads": [max(1, w // SVD_HEAD_WIDTH) for w in widths],
+        "addition_time_embed_dim": time_ids // len(ADDED_TIME_IDS),
+        "projection_class_embeddings_input_dim": time_ids,
+        "num_frames": SVD_NUM_FRAMES,
+    }
+
+
+def load_unet(path, dtype=torch.float32):
+    """The ChronoDepth-v1 UNet: its folder (``config.json`` + ``diffusion_pytorch_model.safetensors``), or that
+    weight file on its own (config read off the weights, :func:`unet_config_from_shapes`)."""
     from diffusers import UNetSpatioTemporalConditionModel
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"ChronoDepth UNet: {folder} is not a folder; expected {UNET_FOLDER_HINT}")
-    config = _read_json(folder / "config.json", f"ChronoDepth UNet ({UNET_FOLDER_HINT})")
-    cls_name = config.get("_class_name", "UNetSpatioTemporalConditionModel")
-    if cls_name != "UNetSpatioTemporalConditionModel":
-        raise CheckpointFormatError(f"{folder}: config.json is a {cls_name}, expected a UNetSpatioTemporalConditionModel ({UNET_FOLDER_HINT})")
+    path = Path(path)
+    if not path.exists():
+        raise ModelNotFoundError(f"ChronoDepth UNet not found: {path}; expected {UNET_FOLDER_HINT}")
+    check_files(path, None).raise_if_any("ChronoDepth UNet")
+    if path.is_dir():
+        config = _read_json(path / "config.json", f"ChronoDepth UNet ({UNET_FOLDER_HINT})")
+        cls_name = config.get("_class_name", UNET_CLASSES[0])
+        if cls_name not in UNET_CLASSES:
+            raise CheckpointFormatError(f"{path}: config.json is a {cls_name}, expected a UNetSpatioTemporalConditionModel ({UNET_FOLDER_HINT})")
+        weights = _weights_in(path, UNET_WEIGHTS, f"ChronoDepth UNet ({UNET_FOLDER_HINT})")
+    else:
+        config, weights = unet_config_from_shapes(read_header(path).shapes), path
     if config.get("in_channels") != 8 or config.get("out_channels") != 4:
-        raise CheckpointFormatError(f"{folder}: a ChronoDepth UNet has 8 input and 4 output channels ([rgb, depth] latents), this config has in_channels={config.get('in_channels')}, out_channels={config.get('out_channels')}; is this the SVD UNet instead of ChronoDepth-v1?")
-    weights = _weights_in(folder, UNET_WEIGHTS, f"ChronoDepth UNet ({UNET_FOLDER_HINT})")
-    state = load_state_dict(weights)
+        raise CheckpointFormatError(f"{path}: a ChronoDepth UNet has 8 input and 4 output channels ([rgb, depth] latents), this one has in_channels={config.get('in_channels')}, out_channels={config.get('out_channels')}")
+    state = load_state_dict(weights, cache=False)
     return _build(UNetSpatioTemporalConditionModel.from_config, config, state, weights, dtype).eval()
 
 
@@ -537,31 +610,31 @@ def zero_image_embedding(clip, mean, std) -> torch.Tensor:
     return clip.float()(pixel_values=pixels).image_embeds[:, None].float()
 
 
-def load_pipeline(unet, base, device="cpu", dtype=torch.float32, offload_device=None) -> ChronoDepthPipeline:
+def load_pipeline(unet, base, device="cpu", dtype=torch.float32, offload_device=None, placement=None) -> ChronoDepthPipeline:
     """ChronoDepth-v1 from the files users download.
 
     Args:
-        unet: the ``ChronoDepth-v1`` folder (``config.json`` + ``diffusion_pytorch_model.safetensors``).
+        unet: the ``ChronoDepth-v1`` folder (``config.json`` + ``diffusion_pytorch_model.safetensors``) or that file.
         base: an SVD-XT diffusers folder (``vae/ image_encoder/ scheduler/``, ``feature_extractor/``
             optional) or the single SGM-keyed ``svd_xt.safetensors``.
         device, dtype: where and in what precision the UNet runs (the VAE stays fp32 for fp16).
         offload_device: where the networks wait between calls (None: stay on ``device``).
+        placement: overrides that (ComfyUI's model management, see ``nodes/runtime.py``).
     Raises:
-        ModelNotFoundError / CheckpointFormatError naming the file and what was expected.
+        ModelNotFoundError / CheckpointFormatError naming every missing or wrong file at once and what was expected.
     """
-    base = Path(base)
+    unet, base = Path(unet), Path(base)
+    problems = Problems()
+    for part, path, hint in (("unet", unet, UNET_FOLDER_HINT), ("base", base, BASE_HINT)):
+        if not path.exists():
+            problems.missing(f"{part}: {path} not found; expected {hint}")
+    check_files(unet if unet.exists() else None, base if base.exists() else None, problems).raise_if_any("ChronoDepth")
     unet_model = load_unet(unet, dtype)
     if base.is_dir():
         vae, clip, scheduler, mean, std = _diffusers_base(base, dtype)
-    elif base.is_file():
-        if base.suffix.lower() != ".safetensors":
-            raise CheckpointFormatError(f"{base}: the single-file SVD-XT base must be a .safetensors file")
-        vae, clip, scheduler, mean, std = _single_file_base(base, dtype)
     else:
-        raise ModelNotFoundError(f"SVD-XT base not found: {base}; expected {BASE_HINT}")
+        vae, clip, scheduler, mean, std = _single_file_base(base, dtype)
     embedding = zero_image_embedding(clip, mean, std)
     if embedding.shape[-1] != unet_model.config.cross_attention_dim:
         raise CheckpointFormatError(f"{base}: image encoder gives {embedding.shape[-1]}-d embeddings but the UNet expects {unet_model.config.cross_attention_dim}; use the SVD-XT base ChronoDepth-v1 was trained from")
-    pipe = ChronoDepthPipeline(unet_model, vae, scheduler, embedding, device=device, dtype=dtype, offload_device=offload_device)
-    pipe.offload() if offload_device is not None else pipe._to_compute()
-    return pipe
+    return ChronoDepthPipeline(unet_model, vae, scheduler, embedding, device=device, dtype=dtype, offload_device=offload_device, placement=placement)

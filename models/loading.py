@@ -30,6 +30,39 @@ class CheckpointFormatError(ValueError):
     """A model file exists but is not in the expected format (wrong keys, shapes, or not a checkpoint)."""
 
 
+class Problems:
+    """Every problem found while checking a model's parts, reported at once (a loader's VALIDATE_INPUTS and its
+    load raise the same text). ``missing``: a file or folder is not there; ``wrong``: it is there but is not what
+    the slot takes."""
+
+    def __init__(self):
+        self.items: list[tuple[type, str]] = []
+
+    def missing(self, text: str) -> None:
+        self.items.append((ModelNotFoundError, text))
+
+    def wrong(self, text: str) -> None:
+        self.items.append((CheckpointFormatError, text))
+
+    def extend(self, other: "Problems") -> "Problems":
+        self.items.extend(other.items)
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def message(self, what: str) -> str:
+        texts = [t for _, t in self.items]
+        if len(texts) == 1:
+            return f"{what}: {texts[0]}"
+        return f"{what}: {len(texts)} problems\n" + "\n".join(f"- {t}" for t in texts)
+
+    def raise_if_any(self, what: str) -> None:
+        if self.items:
+            kind = CheckpointFormatError if any(k is CheckpointFormatError for k, _ in self.items) else ModelNotFoundError
+            raise kind(self.message(what))
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """A file (or folder) users download for one capability."""
@@ -109,9 +142,100 @@ def default_model_dirs(kind: str) -> list[Path]:
     return dirs
 
 
+# ComfyUI's own model folders (``folder_paths`` names) that Vid4D also reads: the community's single files.
+SHARED_FOLDERS = {
+    "diffusion_models": "ComfyUI/models/diffusion_models/",
+    "text_encoders": "ComfyUI/models/text_encoders/",
+    "vae": "ComfyUI/models/vae/",
+    "checkpoints": "ComfyUI/models/checkpoints/",
+}
+
+
+def default_shared_dirs(name: str) -> list[Path]:
+    """ComfyUI's ``models/<name>`` without ComfyUI running: ``$VID4D_MODELS_DIR/<name>``, then the ComfyUI
+    install this pack sits in (``ComfyUI/custom_nodes/``)."""
+    if name not in SHARED_FOLDERS:
+        raise ValueError(f"unknown ComfyUI model folder {name!r}; expected one of {sorted(SHARED_FOLDERS)}")
+    dirs = []
+    env = os.environ.get("VID4D_MODELS_DIR")
+    if env:
+        dirs.append(Path(env).expanduser() / name)
+    pack = Path(__file__).resolve().parent.parent
+    if pack.parent.name == "custom_nodes":
+        dirs.append(pack.parent.parent / "models" / name)
+    return dirs
+
+
+def find_in(name: str, dirs: Iterable[Path]) -> Path | None:
+    """The first existing ``<dir>/<name>`` (file or folder) over ``dirs``, or None; the name may not leave its folder."""
+    clean = check_model_name(name)
+    for d in dirs:
+        d = Path(d)
+        candidate = Path(os.path.normpath(d / clean))
+        if os.path.commonpath([str(candidate), os.path.normpath(str(d))]) != os.path.normpath(str(d)):
+            continue
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def locate(part: str, name: str, dirs: Iterable[Path], where: str, hint: str, problems: "Problems") -> Path | None:
+    """``name`` in ``dirs``, or None with a problem naming the part, whether a file or a folder was expected, the
+    folders searched, what they hold, and ``hint`` (every accepted alternative)."""
+    dirs = [Path(d) for d in dirs]
+    try:
+        found = find_in(name, dirs)
+    except ValueError as exc:
+        problems.wrong(f"{part}: {exc}")
+        return None
+    if found is None:
+        kind = "folder" if is_folder_name(name) else "file"
+        problems.missing(f"{part}: {kind} '{name.rstrip('/')}' not found in {where} (searched: {searched(dirs)}; found there: {found_in(dirs)}); {hint}")
+    return found
+
+
+def list_files(dirs: Iterable[Path], extensions=WEIGHT_EXTENSIONS, folders: bool = False) -> list[str]:
+    """Relative names of files with ``extensions`` under ``dirs`` (recursively), plus first-level folders with ``folders``."""
+    names = set()
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            continue
+        for root, subdirs, files in os.walk(d, followlinks=True):
+            subdirs[:] = [s for s in subdirs if not s.startswith(".")]
+            rel_root = Path(root).relative_to(d)
+            names.update((rel_root / f).as_posix() for f in files if f.lower().endswith(extensions))
+        if folders:
+            names.update(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(names)
+
+
+def searched(dirs: Iterable[Path]) -> str:
+    """The folders searched, for an error message (never wrapped in brackets by the caller)."""
+    dirs = [str(d) for d in dirs]
+    return ", ".join(dirs) if dirs else "no folder configured: set VID4D_MODELS_DIR, or run inside ComfyUI"
+
+
+def found_in(dirs: Iterable[Path], limit: int = 12) -> str:
+    """What the folders hold (first level; folders end in ``/``), for an error message."""
+    names = set()
+    for d in dirs:
+        d = Path(d)
+        if d.is_dir():
+            names.update(p.name + ("/" if p.is_dir() else "") for p in d.iterdir() if not p.name.startswith("."))
+    if not names:
+        return "nothing"
+    shown = sorted(names)
+    return ", ".join(shown[:limit]) + (f" and {len(shown) - limit} more" if len(shown) > limit else "")
+
+
+def is_folder_name(name: str) -> bool:
+    """A model *folder* (``ChronoDepth-v1/``, ``CogVideoX-2b``) rather than a weight file."""
+    return name.endswith("/") or not name.lower().endswith(WEIGHT_EXTENSIONS)
+
+
 def _where(kind: str, dirs: list[Path]) -> str:
-    shown = ", ".join(str(d) for d in dirs) if dirs else "(none configured: set VID4D_MODELS_DIR or run inside ComfyUI)"
-    return f"ComfyUI/models/vid4d/{kind}/ (searched: {shown})"
+    return f"ComfyUI/models/vid4d/{kind}/ (searched: {searched(dirs)}; found there: {found_in(dirs)})"
 
 
 def _source(kind: str, name: str) -> str:
@@ -143,30 +267,17 @@ def resolve_model_path(kind: str, name: str, dirs: Iterable[Path]) -> Path:
     """
     clean = check_model_name(name)
     dirs = [Path(d) for d in dirs]
-    for d in dirs:
-        candidate = Path(os.path.normpath(d / clean))
-        if os.path.commonpath([str(candidate), os.path.normpath(str(d))]) != os.path.normpath(str(d)):
-            continue
-        if candidate.exists():
-            return candidate
-    raise ModelNotFoundError(f"model file '{clean}' not found; put it in {_where(kind, dirs)}; {_source(kind, clean)}")
+    found = find_in(clean, dirs)
+    if found is not None:
+        return found
+    what = "model folder" if is_folder_name(clean) else "model file"
+    raise ModelNotFoundError(f"{what} '{clean.rstrip('/')}{'/' if what == 'model folder' else ''}' not found; put it in {_where(kind, dirs)}; {_source(kind, clean)}")
 
 
 def list_model_files(kind: str, dirs: Iterable[Path], folders: bool = False) -> list[str]:
     """Relative names of weight files under ``dirs`` (recursively), plus first-level folders with ``folders``."""
     _kind(kind)
-    names = set()
-    for d in dirs:
-        d = Path(d)
-        if not d.is_dir():
-            continue
-        for root, subdirs, files in os.walk(d, followlinks=True):
-            subdirs[:] = [s for s in subdirs if not s.startswith(".")]
-            rel_root = Path(root).relative_to(d)
-            names.update((rel_root / f).as_posix() for f in files if f.lower().endswith(WEIGHT_EXTENSIONS))
-        if folders:
-            names.update(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return sorted(names)
+    return list_files(dirs, WEIGHT_EXTENSIONS, folders)
 
 
 # ---------------------------------------------------------------- reading weights
@@ -194,8 +305,9 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def load_state_dict(path, device="cpu", dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Read a weight file into a ``{key: tensor}`` dict, cached by (path, mtime, size, dtype, device).
+def load_state_dict(path, device="cpu", dtype: torch.dtype | None = None, cache: bool = True) -> dict[str, torch.Tensor]:
+    """Read a weight file into a ``{key: tensor}`` dict, cached by (path, mtime, size, dtype, device) unless
+    ``cache`` is off (multi-GB files whose tensors go straight into a model).
 
     ``dtype`` converts floating tensors only. Pickle formats go through
     ``torch.load(weights_only=True)`` (no arbitrary code); a wrapped ``{"state_dict": ...}`` or
@@ -210,6 +322,8 @@ def load_state_dict(path, device="cpu", dtype: torch.dtype | None = None) -> dic
     stat = path.stat()
     device = torch.device(device)
     key = ("state_dict", str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(dtype), str(device))
+    if not cache:
+        return _read_state_dict(path, device, dtype)
     return cached(key, lambda: _read_state_dict(path, device, dtype))
 
 
@@ -241,3 +355,81 @@ def require_keys(state: dict, prefixes: Iterable[str], path) -> None:
     if missing:
         sample = ", ".join(sorted(state)[:5])
         raise CheckpointFormatError(f"{path}: not the expected checkpoint layout; no keys starting with {missing} (first keys: {sample})")
+
+
+# ---------------------------------------------------------------- what a file holds, without reading its weights
+@dataclass(frozen=True)
+class FileHeader:
+    """Tensor names, shapes and dtypes of a ``.safetensors`` file, read from its header only."""
+
+    path: Path
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str]
+    metadata: dict[str, str]
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.shapes)
+
+    def dtype_summary(self) -> str:
+        """``bf16``, ``fp8 (float8_e4m3fn)``... the storage type of most tensors."""
+        counts: dict[str, int] = {}
+        for d in self.dtypes.values():
+            counts[d] = counts.get(d, 0) + 1
+        if not counts:
+            return "?"
+        top = max(counts, key=counts.get)
+        return _DTYPE_NAMES.get(top, top.lower())
+
+
+_DTYPE_NAMES = {"BF16": "bf16", "F16": "fp16", "F32": "fp32", "F64": "fp64", "F8_E4M3": "fp8 (float8_e4m3fn)", "F8_E5M2": "fp8 (float8_e5m2)"}
+_headers: "OrderedDict[tuple, FileHeader]" = OrderedDict()
+
+
+def read_header(path) -> FileHeader:
+    """The header of a ``.safetensors`` file (cheap even for 20 GB files; cached by path and mtime).
+
+    Raises :class:`CheckpointFormatError` for an unreadable or truncated file, ModelNotFoundError if missing.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFoundError(f"model file not found: {path}")
+    if path.suffix.lower() not in SAFE_EXTENSIONS:
+        raise CheckpointFormatError(f"{path.name}: its keys can only be read from a .safetensors file")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        if key in _headers:
+            return _headers[key]
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            shapes, dtypes = {}, {}
+            for k in handle.keys():
+                sl = handle.get_slice(k)
+                shapes[k] = tuple(int(n) for n in sl.get_shape())
+                dtypes[k] = str(sl.get_dtype())
+            header = FileHeader(path, shapes, dtypes, dict(handle.metadata() or {}))
+    except Exception as exc:  # truncated, not safetensors
+        raise CheckpointFormatError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+    with _lock:
+        _headers[key] = header
+        while len(_headers) > 64:
+            _headers.popitem(last=False)
+    return header
+
+
+def dequantize(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Floating weights in ``dtype``; fp8 weights upcast, and ComfyUI's *scaled* fp8 files (a ``scaled_fp8`` marker
+    and a ``<layer>.scale_weight`` per layer: weight = stored × scale) multiplied out. Non-float tensors are kept."""
+    out = {}
+    for key, value in state.items():
+        if key == "scaled_fp8" or key.endswith((".scale_weight", ".scale_input")):
+            continue
+        if value.is_floating_point():
+            scale = state.get(key[: -len("weight")] + "scale_weight") if key.endswith(".weight") else None
+            value = value.to(torch.float32) * scale.to(torch.float32) if scale is not None else value
+            value = value.to(dtype)
+        out[key] = value
+    return out

@@ -399,6 +399,42 @@ def infer_unet_config(state: dict) -> dict:
     }
 
 
+COMMUNITY_HINT = "the community folder (fltwr/generative-image-dynamics: unet_v1.pth, vqvae/ with config.json and weights, fft_std.npy)"
+VID4D_HINT = "a Vid4D motion LDM .safetensors (unet.* freq_attn.* spectral_scales, config in its metadata; README: Motion models)"
+
+
+def check_files(path: Path) -> loading.Problems:
+    """Every problem with a motion model's files, without loading it: the community folder's missing pieces all at
+    once, or a .safetensors that is not a Vid4D motion model (e.g. a synthesis network)."""
+    problems = loading.Problems()
+    path = Path(path)
+    if path.is_dir():
+        missing = []
+        if not any((path / n).is_file() for n in COMMUNITY_UNET_NAMES) and len([p for p in path.iterdir() if p.is_file() and p.suffix.lower() in loading.WEIGHT_EXTENSIONS]) != 1:
+            missing.append(f"the U-Net weights ({COMMUNITY_UNET_NAMES[0]})")
+        if not (path / "fft_std.npy").is_file():
+            missing.append("fft_std.npy (fltwr's data/labels/fft_std.npy)")
+        vae = path / "vqvae"
+        if not (vae / "config.json").is_file():
+            missing.append("vqvae/config.json (CompVis/ldm-celebahq-256's vqvae folder)")
+        elif not any(p.suffix.lower() in loading.WEIGHT_EXTENSIONS for p in vae.iterdir()):
+            missing.append("vqvae/ weights (diffusion_pytorch_model.safetensors or .bin)")
+        if missing:
+            problems.missing(f"model_name: folder {path}/ lacks {', '.join(missing)} (found there: {loading.found_in([path])}); expected {COMMUNITY_HINT}, or {VID4D_HINT}")
+    elif path.suffix.lower() != ".safetensors":
+        problems.wrong(f"model_name: {path.name} is neither {VID4D_HINT} nor {COMMUNITY_HINT}")
+    else:
+        try:
+            meta = loading.read_header(path).metadata
+        except loading.CheckpointFormatError as exc:
+            problems.wrong(f"model_name: {exc}")
+            return problems
+        if meta.get("format") != FORMAT:
+            other = " (it is a Vid4D synthesis network: load it with Synthesis Model Loader (Vid4D))" if meta.get("format") == "vid4d_synthesis" else ""
+            problems.wrong(f"model_name: {path.name} is not a Vid4D motion model (metadata format={meta.get('format')!r}){other}; expected {VID4D_HINT}, or {COMMUNITY_HINT}")
+    return problems
+
+
 def _load_community(folder: Path, device, dtype) -> CommunityMotionPipeline:
     import numpy as np
     from diffusers import UNet2DModel, VQModel

@@ -143,6 +143,27 @@ def save_synthesis_model(net: SynthesisNet, path) -> None:
     save_file(state, str(path), metadata={"format": FORMAT, "config": net.config.to_json()})
 
 
+HINT = "a Vid4D feature-pyramid synthesis .safetensors (encoder.* decoder.* head.*, config in its metadata; README: Motion models)"
+
+
+def check_file(path: Path) -> loading.Problems:
+    """Problems with a synthesis model file, without loading it (a motion LDM in this slot is named as one)."""
+    problems = loading.Problems()
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() != ".safetensors":
+        problems.wrong(f"model_name: {path.name} is not a .safetensors file; expected {HINT}")
+        return problems
+    try:
+        meta = loading.read_header(path).metadata
+    except loading.CheckpointFormatError as exc:
+        problems.wrong(f"model_name: {exc}")
+        return problems
+    if meta.get("format") != FORMAT:
+        other = " (it is a Vid4D motion model: load it with Motion Model Loader (Vid4D))" if meta.get("format") == "vid4d_motion" else ""
+        problems.wrong(f"model_name: {path.name} is not a Vid4D synthesis model (metadata format={meta.get('format')!r}){other}; expected {HINT}")
+    return problems
+
+
 def load_synthesis_model(path, device="cpu", dtype: torch.dtype = torch.float32) -> SynthesisModel:
     """Load a synthesis network from our ``.safetensors`` layout, cached by path, mtime, device, dtype.
 

@@ -139,8 +139,8 @@ class BatchSpec:
                 "input at; start it from a Vid4DLoadVideo node (e.g. in place of Vid4DSampleScene) and run again"
             )
         probe = copy.deepcopy(prompt)
-        wf.set_input_file(probe, Path("input"))
-        wf.validate(probe, classes)
+        placeholders = wf.set_input_file(probe, Path("input"))
+        wf.validate(probe, classes, skip_custom=set(placeholders))  # each input's file is checked when it runs
         text = json.dumps(prompt, sort_keys=True, default=str)
         return cls(prompt, str(path), str(Path(input_dir or Path.cwd()).resolve()), hashlib.sha256(text.encode()).hexdigest()[:16])
 

@@ -24,44 +24,45 @@ def _folders() -> list[str]:
     return [n for n in runtime.list_models("depth", folders=True) if "/" not in n and not n.lower().endswith(loading.WEIGHT_EXTENSIONS)]
 
 
+def _is_base_folder(name: str) -> bool:
+    return any((d / name / "vae").is_dir() or (d / name / "image_encoder").is_dir() for d in runtime.model_dirs("depth"))
+
+
 def _unet_choices() -> list[str]:
-    names = [n for n in _folders() if not any((d / n / "vae").is_dir() for d in runtime.model_dirs("depth"))]
+    """ChronoDepth UNet folders and single files in models/vid4d/depth/, and files in models/diffusion_models/."""
+    files = [n for n in runtime.list_models("depth") if "/" not in n]
+    names = [n for n in _folders() if not _is_base_folder(n)] + files + runtime.list_shared("diffusion_models")
     return names if UNET_DEFAULT in names else [UNET_DEFAULT, *names]
 
 
-def _checkpoint_files() -> list[str]:
-    names = set()
-    for d in runtime.checkpoint_dirs():
-        if d.is_dir():
-            names.update(p.name for p in d.iterdir() if p.suffix.lower() == ".safetensors")
-    return sorted(names)
-
-
 def _base_choices() -> list[str]:
-    folders = [n for n in _folders() if any((d / n / "vae").is_dir() for d in runtime.model_dirs("depth"))]
-    names = folders + _checkpoint_files()
+    names = [n for n in _folders() if _is_base_folder(n)] + [n for n in runtime.list_shared("checkpoints") if n.lower().endswith(".safetensors")]
     return names or [BASE_DEFAULT, SINGLE_FILE_DEFAULT]
 
 
-def _resolve_base(name: str):
-    """A diffusers folder in models/vid4d/depth/ or a single file in models/checkpoints/."""
-    clean = loading.check_model_name(name)
-    if clean.lower().endswith(".safetensors"):
-        dirs = runtime.checkpoint_dirs()
-        for d in dirs:
-            if (d / clean).is_file():
-                return d / clean
-        shown = ", ".join(str(d) for d in dirs) or "(none configured)"
-        raise loading.ModelNotFoundError(f"'{clean}' not found in ComfyUI/models/checkpoints/ (searched: {shown}); get svd_xt.safetensors from https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt")
-    return runtime.resolve_model("depth", clean)
+def resolve_files(unet: str, base: str):
+    """(unet path, base path, problems): both looked up and checked at once (nothing is loaded)."""
+    from ..models import chronodepth as cd
+
+    problems = loading.Problems()
+
+    unet_path = loading.locate("unet", unet, runtime.model_dirs("depth") + runtime.shared_dirs("diffusion_models"), "models/vid4d/depth/ or models/diffusion_models/", f"expected {cd.UNET_FOLDER_HINT}", problems)
+    if loading.is_folder_name(base):
+        base_path = loading.locate("base", base, runtime.model_dirs("depth"), "models/vid4d/depth/", f"expected {cd.BASE_HINT}", problems)
+    else:
+        base_path = loading.locate("base", base, runtime.checkpoint_dirs(), "models/checkpoints/", f"expected {cd.BASE_HINT}", problems)
+    cd.check_files(unet_path, base_path, problems)
+    return unet_path, base_path, problems
 
 
 class Vid4DDepthModelLoader:
     DESCRIPTION = (
         "Loads ChronoDepth-v1 for VideoDepth: the UNet folder (models/vid4d/depth/ChronoDepth-v1: config.json + "
-        "diffusion_pytorch_model.safetensors) plus the Stable Video Diffusion XT parts it runs with (VAE, CLIP image encoder, "
-        "Euler scheduler), either the diffusers folder models/vid4d/depth/stable-video-diffusion-img2vid-xt or ComfyUI's "
-        "single file models/checkpoints/svd_xt.safetensors. Nothing is downloaded."
+        "diffusion_pytorch_model.safetensors) or that weight file alone (models/vid4d/depth/ or models/diffusion_models/), plus "
+        "the Stable Video Diffusion XT parts it runs with (VAE, CLIP image encoder, Euler scheduler): ComfyUI's single file "
+        "models/checkpoints/svd_xt.safetensors or the diffusers folder models/vid4d/depth/stable-video-diffusion-img2vid-xt. "
+        "Missing files are named when the prompt is queued; inside ComfyUI the UNet and VAE are loaded and offloaded by its "
+        "model management. Nothing is downloaded."
     )
     CATEGORY = category("depth")
     FUNCTION = "load"
@@ -73,23 +74,24 @@ class Vid4DDepthModelLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "unet": (_unet_choices(), {"default": UNET_DEFAULT, "tooltip": "the ChronoDepth-v1 UNet folder in models/vid4d/depth/"}),
-                "base": (_base_choices(), {"tooltip": "SVD-XT: a diffusers folder in models/vid4d/depth/ or svd_xt.safetensors in models/checkpoints/"}),
+                "unet": (_unet_choices(), {"default": UNET_DEFAULT, "tooltip": "the ChronoDepth-v1 UNet: its folder in models/vid4d/depth/, or its diffusion_pytorch_model.safetensors as one file (models/vid4d/depth/ or models/diffusion_models/)"}),
+                "base": (_base_choices(), {"tooltip": "SVD-XT: svd_xt.safetensors in models/checkpoints/, or the diffusers folder in models/vid4d/depth/"}),
                 "dtype": (list(DTYPES), {"default": "fp16", "tooltip": "UNet precision (the released weights are fp16); on the CPU fp32 is used"}),
-                "offload": ("BOOLEAN", {"default": True, "tooltip": "move the networks off the GPU between runs (frees memory for other nodes)"}),
+                "offload": ("BOOLEAN", {"default": True, "tooltip": "move the networks off the GPU between runs (frees memory for other nodes); inside ComfyUI its model management decides"}),
             }
         }
 
     @classmethod
     def VALIDATE_INPUTS(cls, unet, base):
-        # Names are checked when loading, with an error naming the missing file and the folder.
-        return True
+        # Checked when the prompt is queued (files only, nothing loaded): the server refuses it at once.
+        _, _, problems = resolve_files(unet, base)
+        return True if not problems else problems.message("ChronoDepth")
 
     def load(self, unet, base, dtype, offload):
         from ..models import chronodepth as cd
 
-        unet_path = runtime.resolve_model("depth", unet)
-        base_path = _resolve_base(base)
+        unet_path, base_path, problems = resolve_files(unet, base)
+        problems.raise_if_any("ChronoDepth")
         device = runtime.get_device()
         notes = []
         torch_dtype = DTYPES[dtype]
@@ -97,10 +99,11 @@ class Vid4DDepthModelLoader:
             notes.append(f"{dtype} is slow or unsupported on the CPU: using fp32")
             torch_dtype = torch.float32
         offload_device = runtime.offload_device() if offload else None
+        placement = runtime.model_placement(device, offload)
         stamp = lambda p: (str(p.resolve()), p.stat().st_mtime_ns)
-        key = ("chronodepth", stamp(unet_path), stamp(base_path), str(torch_dtype), str(device), str(offload_device))
-        pipe = loading.cached(key, lambda: cd.load_pipeline(unet_path, base_path, device=device, dtype=torch_dtype, offload_device=offload_device))
-        text = [f"ChronoDepth {unet} + {base} on {device} ({str(torch_dtype).replace('torch.', '')})", *notes]
+        key = ("chronodepth", stamp(unet_path), stamp(base_path), str(torch_dtype), str(device), str(offload_device), type(placement).__name__)
+        pipe = loading.cached(key, lambda: cd.load_pipeline(unet_path, base_path, device=device, dtype=torch_dtype, offload_device=offload_device, placement=placement))
+        text = [f"ChronoDepth {unet} + {base} on {device} ({str(torch_dtype).replace('torch.', '')}); {pipe.placement.describe()}", *notes]
         return {"ui": info(*text), "result": (pipe,)}
 
 

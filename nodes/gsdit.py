@@ -13,6 +13,7 @@ from .common import GSDIT_MODEL, RENDER, category, expect, info
 
 DEFAULT_MODEL = "CogVideoX-5b-I2V"
 SAME_FOLDER = "(model folder)"
+FROM_COMPONENTS = "(from components)"
 MODELS_PROPERTY = [
     {"name": "CogVideoX-5b-I2V", "url": "https://huggingface.co/THUDM/CogVideoX-5b-I2V", "directory": "vid4d/gsdit"},
     {"name": "CogVideoX-2b", "url": "https://huggingface.co/THUDM/CogVideoX-2b", "directory": "vid4d/gsdit"},
@@ -25,7 +26,7 @@ def _top_level() -> list[str]:
 
 
 def _model_choices() -> list[str]:
-    names = _top_level()
+    names = _top_level() + [n for n in runtime.list_shared("diffusion_models") if n not in _top_level()]
     return names if DEFAULT_MODEL in names else [DEFAULT_MODEL, *names]
 
 
@@ -33,13 +34,39 @@ def _folder_choices() -> list[str]:
     return [SAME_FOLDER, *[n for n in _top_level() if not n.lower().endswith(loading.WEIGHT_EXTENSIONS)]]
 
 
+def resolve_parts(model: str, components: str = SAME_FOLDER, text_encoder: str = FROM_COMPONENTS, vae: str = FROM_COMPONENTS):
+    """The loader's choices → ``gs.plan_parts``: (sources or None, problems), every problem at once."""
+    problems = loading.Problems()
+    gsdit_dirs, dm_dirs = runtime.model_dirs("gsdit"), runtime.shared_dirs("diffusion_models")
+    model_path = loading.locate("model", model, gsdit_dirs + dm_dirs, "models/vid4d/gsdit/ or models/diffusion_models/", f"choose {gs.FOLDER_HINT}, or {gs.TRANSFORMER_HINT} (plus the other parts below)", problems)
+    chosen, reported = {}, set()
+    for part, value, default, dirs, where, hint in (
+        ("components", components, SAME_FOLDER, gsdit_dirs, "models/vid4d/gsdit/", f"choose {gs.FOLDER_HINT}, or {SAME_FOLDER}"),
+        ("text_encoder", text_encoder, FROM_COMPONENTS, runtime.shared_dirs("text_encoders"), "models/text_encoders/", f"choose {gs.T5_HINT}, or {FROM_COMPONENTS}"),
+        ("vae", vae, FROM_COMPONENTS, runtime.shared_dirs("vae"), "models/vae/", f"choose {gs.VAE_HINT}, or {FROM_COMPONENTS}"),
+    ):
+        if value in (default, None, ""):
+            chosen[part] = None
+            continue
+        chosen[part] = loading.locate(part, value, dirs, where, hint, problems)
+        if chosen[part] is None:
+            reported.add(part)
+    if model_path is None:
+        return None, problems
+    return gs.plan_parts(model_path, chosen["components"], chosen["text_encoder"], chosen["vae"], runtime.t5_tokenizer_dir(), problems, reported)
+
+
 class Vid4DGSDiTModelLoader:
     DESCRIPTION = (
-        "Loads a CogVideoX-family video DiT for GSDiTSampler from models/vid4d/gsdit/: a diffusers folder (transformer/ vae/ "
-        "text_encoder/ tokenizer/ scheduler/, e.g. CogVideoX-5b-I2V, CogVideoX-2b, or a GS-DiT checkpoint in the same layout), "
-        "or a single-file transformer (.safetensors, diffusers or original CogVideo key names) whose other parts come from the "
-        "'components' folder. The transformer's input channels (16 plain, 32 I2V/GS-DiT, 33 GS-DiT + hole mask) are read from "
-        "its weights. Nothing is downloaded."
+        "Loads a CogVideoX-family video DiT for GSDiTSampler, each part from where you have it. model: a diffusers folder in "
+        "models/vid4d/gsdit/ (transformer/ vae/ text_encoder/ tokenizer/ scheduler/, e.g. CogVideoX-5b-I2V, CogVideoX-2b, or a "
+        "GS-DiT checkpoint in that layout), or a single-file transformer in models/diffusion_models/ or models/vid4d/gsdit/ "
+        "(diffusers or original CogVideo key names; bf16, fp16 or fp8 weights, computed in 'dtype'). text_encoder: the T5-XXL "
+        "you already have in models/text_encoders/ (t5xxl_fp16 / t5xxl_fp8_e4m3fn), or the folder's. vae: a CogVideoX VAE "
+        "file in models/vae/, or the folder's. components: a diffusers folder for whatever is not chosen separately (its "
+        "tokenizer, scheduler and configs); without one the tokenizer is the copy ComfyUI carries and the scheduler "
+        "CogVideoX's published one. Every missing part is named when the prompt is queued. Inside ComfyUI the networks are "
+        "loaded and offloaded by ComfyUI's model management. Nothing is downloaded."
     )
     CATEGORY = category("gsdit")
     FUNCTION = "load"
@@ -51,28 +78,30 @@ class Vid4DGSDiTModelLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (_model_choices(), {"default": DEFAULT_MODEL, "tooltip": "a diffusers folder or a single-file transformer in models/vid4d/gsdit/"}),
-                "components": (_folder_choices(), {"default": SAME_FOLDER, "tooltip": "single-file transformers only: the CogVideoX diffusers folder that supplies vae/ text_encoder/ tokenizer/ scheduler/"}),
-                "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": "auto: bf16 on a GPU that supports it, else fp32 (CogVideoX-5B was trained in bf16, 2B in fp16)"}),
-                "offload": (list(gs.OFFLOAD_MODES), {"default": "model", "tooltip": "none: all on the GPU; model: each part visits the GPU only while it runs; sequential: the transformer streams layer by layer (least memory, slowest)"}),
+                "model": (_model_choices(), {"default": DEFAULT_MODEL, "tooltip": "a CogVideoX diffusers folder (models/vid4d/gsdit/) or a single-file transformer (models/diffusion_models/ or models/vid4d/gsdit/)"}),
+                "components": (_folder_choices(), {"default": SAME_FOLDER, "tooltip": "the diffusers folder that supplies the parts not chosen below (and a single-file transformer's config); (model folder): the model's own folder, or none for a single file"}),
+                "dtype": (["auto", "bf16", "fp16", "fp32"], {"default": "auto", "tooltip": "compute precision: auto = bf16 on a GPU that supports it, else fp32 (CogVideoX-5B was trained in bf16, 2B in fp16); fp8 files are upcast to it"}),
+                "offload": (list(gs.OFFLOAD_MODES), {"default": "model", "tooltip": "none: all on the GPU; model: each part visits the GPU only while it runs (inside ComfyUI its model management decides); sequential: the transformer streams layer by layer (least memory, slowest)"}),
                 "vae_tiling": ("BOOLEAN", {"default": True, "tooltip": "decode/encode the video in overlapping tiles (much less memory at 480x720)"}),
-            }
+            },
+            "optional": {
+                "text_encoder": ([FROM_COMPONENTS, *runtime.list_shared("text_encoders")], {"default": FROM_COMPONENTS, "tooltip": "a T5-XXL file in models/text_encoders/ (t5xxl_fp16.safetensors, t5xxl_fp8_e4m3fn.safetensors, the one Flux/SD3 use), or the folder's text_encoder/"}),
+                "vae": ([FROM_COMPONENTS, *runtime.list_shared("vae")], {"default": FROM_COMPONENTS, "tooltip": "a CogVideoX VAE file in models/vae/ (diffusers keys), or the folder's vae/"}),
+            },
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model, components):
-        # Names are checked when loading, with an error naming the missing part and the folder.
-        return True
+    def VALIDATE_INPUTS(cls, model, components, text_encoder=FROM_COMPONENTS, vae=FROM_COMPONENTS):
+        # Checked when the prompt is queued (files and folders only, nothing loaded): the server refuses it at once.
+        _, problems = resolve_parts(model, components, text_encoder, vae)
+        return True if not problems else problems.message("GS-DiT model")
 
-    def load(self, model, components, dtype, offload, vae_tiling):
-        path = runtime.resolve_model("gsdit", model)
-        parts = None
-        if path.is_file():
-            if components == SAME_FOLDER:
-                raise ValueError(f"{model} is a single-file transformer: choose the CogVideoX diffusers folder in 'components' for its vae/ text_encoder/ tokenizer/ scheduler/")
-            parts = runtime.resolve_model("gsdit", components)
+    def load(self, model, components, dtype, offload, vae_tiling, text_encoder=FROM_COMPONENTS, vae=FROM_COMPONENTS):
+        sources, problems = resolve_parts(model, components, text_encoder, vae)
+        problems.raise_if_any("GS-DiT model")
         device = runtime.get_device()
-        pipe = gs.load_pipeline(path, device=device, dtype=gs.parse_dtype(dtype, device), offload=offload, components=parts, vae_tiling=vae_tiling)
+        placement = runtime.model_placement(device, offload != "none")
+        pipe = gs.load_parts(sources, device=device, dtype=gs.parse_dtype(dtype, device), offload=offload, vae_tiling=vae_tiling, placement=placement)
         return {"ui": info(pipe.describe()), "result": (pipe,)}
 
 

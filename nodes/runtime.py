@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ..models import loading
+from ..models.placement import LocalPlacement, is_streamed
 
 
 class Interrupted(RuntimeError):
@@ -203,16 +205,111 @@ def resolve_model(kind: str, name: str) -> Path:
     return loading.resolve_model_path(kind, name, model_dirs(kind))
 
 
-def checkpoint_dirs() -> list[Path]:
-    """ComfyUI's shared ``models/checkpoints`` folders (headless: ``$VID4D_MODELS_DIR/checkpoints``)."""
+def shared_dirs(name: str) -> list[Path]:
+    """ComfyUI's own model folders (``diffusion_models``, ``text_encoders``, ``vae``, ``checkpoints``) with every path
+    ``extra_model_paths.yaml`` adds (``text_encoders`` includes the legacy ``clip/``, ``diffusion_models`` the
+    legacy ``unet/``); headless ``$VID4D_MODELS_DIR/<name>`` (and the ComfyUI this pack sits in)."""
     fp = _module("folder_paths")
     if fp is not None:
         try:
-            return [Path(p) for p in fp.get_folder_paths("checkpoints")]
+            return [Path(p) for p in fp.get_folder_paths(name)]
         except KeyError:
             pass
-    env = os.environ.get("VID4D_MODELS_DIR")
-    return [Path(env).expanduser() / "checkpoints"] if env else []
+    return loading.default_shared_dirs(name)
+
+
+def list_shared(name: str) -> list[str]:
+    """Weight files in one of ComfyUI's model folders, as ComfyUI's own loaders list them."""
+    fp = _module("folder_paths")
+    if fp is not None and hasattr(fp, "get_filename_list"):
+        try:
+            return [n for n in fp.get_filename_list(name) if n.lower().endswith(loading.WEIGHT_EXTENSIONS)]
+        except KeyError:
+            pass
+    return loading.list_files(shared_dirs(name))
+
+
+def checkpoint_dirs() -> list[Path]:
+    """ComfyUI's shared ``models/checkpoints`` folders (headless: ``$VID4D_MODELS_DIR/checkpoints``)."""
+    return shared_dirs("checkpoints")
+
+
+def t5_tokenizer_dir() -> Path | None:
+    """The T5 tokenizer every ComfyUI carries (``comfy/text_encoders/t5_tokenizer/``, the one its T5-XXL loaders
+    use): from the running ComfyUI, or the ComfyUI this pack sits in; None headless without one."""
+    roots = []
+    comfy = _module("comfy")
+    if comfy is not None:
+        # ComfyUI's ``comfy`` is a namespace package (no __init__.py): no __file__, only __path__.
+        roots += [Path(p) for p in getattr(comfy, "__path__", [])]
+        if getattr(comfy, "__file__", None):
+            roots.append(Path(comfy.__file__).resolve().parent)
+    for pack in (Path(__file__).parent.parent, Path(__file__).resolve().parent.parent):  # a symlinked pack too
+        if pack.parent.name == "custom_nodes":
+            roots.append(pack.parent.parent / "comfy")
+    for root in roots:
+        folder = root / "text_encoders" / "t5_tokenizer"
+        if (folder / "tokenizer.json").is_file():
+            return folder
+    return None
+
+
+# ---------------------------------------------------------------- ComfyUI's model management
+class _Held(torch.nn.Module):
+    """A network as ComfyUI's ModelPatcher expects it (a plain module whose ``device`` it may set: diffusers and
+    transformers models expose ``device`` as a read-only property)."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.held = module
+
+
+class ComfyPlacement(LocalPlacement):
+    """Vid4D's big networks under ComfyUI's model management: each is wrapped once in a
+    ``comfy.model_patcher.ModelPatcher`` and loaded with ``comfy.model_management.load_models_gpu`` before it runs
+    (ComfyUI frees room for it, lists it among its loaded models, and offloads it when another node's model needs
+    the memory or the user presses "free memory"); ``make_room`` asks ComfyUI to free memory before a computation.
+    Between uses the modules stay where ComfyUI left them."""
+
+    def __init__(self, device):
+        super().__init__(device, offload=True)
+        self._patchers: dict[int, object] = {}  # ComfyUI keeps only weak references: the placement holds them
+
+    def patcher(self, module):
+        key = id(module)
+        if key not in self._patchers:
+            mm, mp = _module("comfy.model_management"), _module("comfy.model_patcher")
+            self._patchers[key] = mp.ModelPatcher(_Held(module), load_device=self.device, offload_device=mm.unet_offload_device())
+        return self._patchers[key]
+
+    def home(self, module) -> None:
+        mm = _module("comfy.model_management")
+        if not is_streamed(module):
+            module.to(mm.unet_offload_device())
+
+    @contextmanager
+    def use(self, *modules, memory_required: int = 0):
+        mm = _module("comfy.model_management")
+        patchers = [self.patcher(m) for m in modules if not is_streamed(m)]
+        if patchers:
+            # Full loads: these are not ComfyUI's own layers, which is what its partial (lowvram) loading needs.
+            mm.load_models_gpu(patchers, memory_required=int(memory_required), force_full_load=True)
+        yield modules[0] if len(modules) == 1 else modules
+
+    def make_room(self, memory_required: int) -> None:
+        if self.device.type != "cpu":
+            _module("comfy.model_management").free_memory(int(memory_required), self.device)
+
+    def describe(self) -> str:
+        return "loaded and offloaded by ComfyUI's model management"
+
+
+def model_placement(device, offload: bool):
+    """Where Vid4D's big networks live: ComfyUI's model management inside ComfyUI (``offload`` is then ComfyUI's
+    call), else :class:`LocalPlacement` (``offload``: each network visits the device only while it runs)."""
+    if _module("comfy.model_management") is not None and _module("comfy.model_patcher") is not None:
+        return ComfyPlacement(device)
+    return LocalPlacement(device, offload)
 
 
 # ---------------------------------------------------------------- core sampler names

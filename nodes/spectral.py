@@ -107,6 +107,18 @@ class SpectralMotion:
         return {"ui": info(*lines), "result": (volume, texture, bands, preview)}
 
 
+def _motion_file(name: str):
+    """(path or None, problems) of a motion model name in models/vid4d/motion/."""
+    from ..models import loading
+    from ..models.motion import COMMUNITY_HINT, VID4D_HINT, check_files
+
+    problems = loading.Problems()
+    path = loading.locate("model_name", name, runtime.model_dirs("motion"), "models/vid4d/motion/", f"expected {VID4D_HINT}, or {COMMUNITY_HINT}", problems)
+    if path is not None:
+        problems.extend(check_files(path))
+    return path, problems
+
+
 class Vid4DMotionModelLoader:
     DESCRIPTION = (
         "Load a motion model for SpectralMotion's model mode from models/vid4d/motion/: a Vid4D motion LDM (.safetensors with "
@@ -131,15 +143,17 @@ class Vid4DMotionModelLoader:
 
     @classmethod
     def VALIDATE_INPUTS(cls, model_name):
-        # Any name passes here: load() reports a missing file with the folder to put it in.
-        return True
+        # Checked when the prompt is queued (files only, nothing loaded): the server refuses it at once.
+        _, problems = _motion_file(model_name)
+        return True if not problems else problems.message("motion model")
 
     def load(self, model_name, dtype):
         import torch
 
         from ..models.motion import load_motion_model
 
-        path = runtime.resolve_model("motion", model_name)
+        path, problems = _motion_file(model_name)
+        problems.raise_if_any("motion model")
         pipe = load_motion_model(path, device=runtime.get_device(), dtype=getattr(torch, dtype))
         text = f"{pipe.name}: {pipe.layout} layout, K = {pipe.num_freqs}, period {pipe.period} frames, latent {pipe.latent_size[1]}x{pipe.latent_size[0]}"
         return {"ui": info(text), "result": (pipe,)}

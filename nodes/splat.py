@@ -116,6 +116,18 @@ class SoftmaxSplat:
         return img.float().mean(-1)
 
 
+def _synthesis_file(name: str):
+    """(path or None, problems) of a synthesis model name in models/vid4d/motion/."""
+    from ..models import loading
+    from ..models.synthesis import HINT, check_file
+
+    problems = loading.Problems()
+    path = loading.locate("model_name", name, runtime.model_dirs("motion"), "models/vid4d/motion/", f"expected {HINT}", problems)
+    if path is not None:
+        problems.extend(check_file(path))
+    return path, problems
+
+
 class Vid4DSynthesisModelLoader:
     DESCRIPTION = (
         "Load a feature-pyramid synthesis network for SoftmaxSplat from models/vid4d/motion/ (a Vid4D .safetensors file with "
@@ -136,13 +148,15 @@ class Vid4DSynthesisModelLoader:
 
     @classmethod
     def VALIDATE_INPUTS(cls, model_name):
-        # Any name passes here: load() reports a missing file with the folder to put it in.
-        return True
+        # Checked when the prompt is queued (files only, nothing loaded): the server refuses it at once.
+        _, problems = _synthesis_file(model_name)
+        return True if not problems else problems.message("synthesis model")
 
     def load(self, model_name):
         from ..models.synthesis import load_synthesis_model
 
-        path = runtime.resolve_model("motion", model_name)
+        path, problems = _synthesis_file(model_name)
+        problems.raise_if_any("synthesis model")
         model = load_synthesis_model(path, device=runtime.get_device())
         text = f"{model.name}: {model.config.levels} pyramid levels, channels {list(model.config.channels)}"
         return {"ui": info(text), "result": (model,)}

@@ -63,8 +63,14 @@ class DenseTrack3D:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, weights):
-        # Any name is fine here: a missing file only matters for method dot_raft, where load reports it.
+    def VALIDATE_INPUTS(cls, weights, method="auto"):
+        # A missing refiner only matters for method dot_raft (auto falls back to flow_chain): refused when queued.
+        if method != "dot_raft":
+            return True
+        try:
+            runtime.resolve_model("tracking", weights)
+        except (ModelNotFoundError, ValueError) as exc:
+            return f"DenseTrack3D method dot_raft: {exc}; or choose method auto / flow_chain (no weights)"
         return True
 
     def track(self, frames, method, ref_frame, fov, flow_preset, reanchor_every, depth_smoothing, depth_encoding, near, far, weights, preview_grid, depth=None, depth_image=None, camera=None, preview_frame=0):

@@ -12,6 +12,7 @@ equivalents here.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -346,8 +347,9 @@ def _id_key(nid: str):
     return (0, int(nid)) if nid.isdigit() else (1, nid)
 
 
-def validate(prompt: dict, classes: dict[str, type]) -> list[str]:
-    """Check a prompt like the server does; returns the ids of the nodes that will run, in order."""
+def validate(prompt: dict, classes: dict[str, type], skip_custom=()) -> list[str]:
+    """Check a prompt like the server does (nodes' ``VALIDATE_INPUTS`` too, except for the ids in ``skip_custom``);
+    returns the ids of the nodes that will run, in order."""
     _check_types((n.get("class_type") for n in prompt.values()), classes)
     problems = []
     for nid in sorted(prompt, key=_id_key):
@@ -381,6 +383,8 @@ def validate(prompt: dict, classes: dict[str, type]) -> list[str]:
                     problems.append(f"{where}: input '{spec.name}' = {value!r} is not one of {spec.choices}")
             except WorkflowError as exc:
                 problems.append(str(exc))
+        if nid not in skip_custom:
+            problems += _custom_validation(where, cls, node["inputs"], prompt, classes)
     if problems:
         raise WorkflowError("the workflow cannot run:\n  " + "\n  ".join(problems))
 
@@ -404,6 +408,23 @@ def validate(prompt: dict, classes: dict[str, type]) -> list[str]:
     for nid in sorted(outputs, key=_id_key):
         visit(nid, [])
     return order
+
+
+def _custom_validation(where: str, cls, inputs: dict, prompt: dict, classes: dict) -> list[str]:
+    """A node's ``VALIDATE_INPUTS`` as the server calls it before anything runs (widget values by name, the linked
+    inputs' types as ``input_types``): a loader refuses a missing model here, not after the graph has run."""
+    check = getattr(cls, "VALIDATE_INPUTS", None)
+    if check is None:
+        return []
+    params = inspect.signature(check).parameters
+    kwargs = {k: v for k, v in inputs.items() if k in params and not _is_link(v)}
+    if "input_types" in params:
+        kwargs["input_types"] = {k: classes[prompt[str(v[0])]["class_type"]].RETURN_TYPES[int(v[1])] for k, v in inputs.items() if _is_link(v) and str(v[0]) in prompt}
+    try:
+        result = check(**kwargs)
+    except Exception as exc:  # a crash in a validator is still a refusal, with its message
+        result = f"{type(exc).__name__}: {exc}"
+    return [] if result is True else [f"{where}: {result}"]
 
 
 def _is_link(value) -> bool:

@@ -202,5 +202,5 @@ def test_bad_inputs(pipes, paths, tmp_path):
         cd.load_pipeline(paths["unet"], paths["unet"])
     with pytest.raises(ModelNotFoundError, match="config.json"):
         cd.load_unet(paths["folder"])
-    with pytest.raises(ModelNotFoundError, match="not a folder"):
+    with pytest.raises(ModelNotFoundError, match="ChronoDepth UNet not found: .*absent"):
         cd.load_unet(tmp_path / "absent")

@@ -54,10 +54,15 @@ def test_missing_part_is_named(tiny_models, tmp_path):
     folder.mkdir()
     for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
         os.symlink(tiny_models / "gsdit" / "CogVideoX-5b-I2V" / part, folder / part)
-    with pytest.raises(ModelNotFoundError, match=r"transformer/ missing in .*CogVideoX-5b-I2V"):
+    with pytest.raises(ModelNotFoundError, match=r"transformer: folder .*CogVideoX-5b-I2V/transformer/ not found \(found in .*: scheduler/, text_encoder/, tokenizer/, vae/\)"):
         gs.load_pipeline(folder)
-    with pytest.raises(ModelNotFoundError, match="components"):
+    # A single-file transformer with nothing for the other parts: every missing part at once, with its alternatives.
+    with pytest.raises(ModelNotFoundError) as e:
         gs.load_pipeline(tiny_models / "gsdit" / "cogvideox_tiny_transformer.safetensors")
+    msg = str(e.value)
+    assert "3 problems" in msg and "components" in msg, msg
+    for part, alternative in (("text_encoder", "t5xxl_fp16.safetensors"), ("tokenizer", "t5_tokenizer"), ("vae", "models/vae/")):
+        assert f"- {part}: " in msg and alternative in msg, (part, msg)
 
 
 def test_training_free_shape_determinism_and_seed(tiny_models):

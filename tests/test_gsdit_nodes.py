@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from vid4d.models.loading import ModelNotFoundError
 from vid4d.nodes import runtime
 from vid4d.nodes.gsdit import SAME_FOLDER, GSDiTSampler, Vid4DGSDiTModelLoader
 
@@ -19,7 +20,7 @@ def test_loader_lists_and_loads(tiny_models):
     assert "CogVideoX-2b" in Vid4DGSDiTModelLoader.INPUT_TYPES()["required"]["components"][0]
     pipe = _load("cogvideox_tiny_sat.safetensors", "CogVideoX-2b")
     assert pipe.in_channels == 16
-    with pytest.raises(ValueError, match="single-file transformer"):
+    with pytest.raises(ModelNotFoundError, match="'components' names no folder"):
         _load("cogvideox_tiny_sat.safetensors")
 
 

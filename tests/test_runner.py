@@ -111,8 +111,14 @@ def test_execution_error_names_the_node(headless):
         "1": {"class_type": "Vid4DLoadVideo", "inputs": {"video": "missing.mp4", "start_frame": 0, "frame_stride": 1, "max_frames": 0, "width": 0, "height": 0, "fit": "crop", "multiple_of": 8}},
         "2": {"class_type": "Vid4DSaveVideo", "inputs": {"images": ["1", 0], "filename_prefix": "x", "fps": 8.0, "format": "mp4", "crf": 19, "contact_sheet": True}},
     }
-    with pytest.raises(FileNotFoundError, match=r"node 1 \(Vid4DLoadVideo\).*missing.mp4"):
+    # Like the server, a missing file is refused by the node's VALIDATE_INPUTS before anything runs ...
+    with pytest.raises(wf.WorkflowError, match=r"cannot run:\n  node 1 \(Vid4DLoadVideo\): video not found: .*missing.mp4"):
         wf.execute(prompt, CLASSES, log=lambda _: None)
+    # ... and a file that exists but does not decode fails while running, naming the node.
+    (headless / "input" / "missing.mp4").write_text("not a video")
+    with pytest.raises(Exception, match=r"node 1 \(Vid4DLoadVideo\)") as e:
+        wf.execute(prompt, CLASSES, log=lambda _: None)
+    assert not isinstance(e.value, wf.WorkflowError)
 
 
 def test_headless_core_nodes_save_and_load_images(headless):

@@ -1,17 +1,26 @@
 """Tiny random-weight ChronoDepth-v1 + SVD-XT, saved in the layouts users download.
 
 ``build(root)`` writes
-- ``root/depth/ChronoDepth-v1/`` (``config.json`` + ``diffusion_pytorch_model.safetensors``, 8 in / 4 out),
-- ``root/depth/stable-video-diffusion-img2vid-xt/`` (``vae/ image_encoder/ scheduler/ feature_extractor/``),
+- ``root/depth/ChronoDepth-v1/``: ``config.json`` + ``diffusion_pytorch_model.safetensors`` (fp16, 8 in / 4 out), what
+  ``from_pretrained("jhshao/ChronoDepth-v1")`` reads;
+- ``root/diffusion_models/chronodepth_v1_fp16.safetensors``: that weight file on its own (no config);
+- ``root/depth/stable-video-diffusion-img2vid-xt/``: the stabilityai repository's layout — ``model_index.json``,
+  ``feature_extractor/preprocessor_config.json``, ``image_encoder/`` (``config.json``, ``model.safetensors``,
+  ``model.fp16.safetensors``), ``scheduler/scheduler_config.json``, ``unet/`` and ``vae/`` (``config.json``,
+  ``diffusion_pytorch_model.safetensors``, ``diffusion_pytorch_model.fp16.safetensors``) and ``svd_xt.safetensors``;
 - ``root/checkpoints/svd_xt.safetensors``: the same VAE and image encoder under SGM key names
   (``first_stage_model.*``, ``conditioner.embedders.0.open_clip.model.visual.*``) plus a stub of the SVD
-  UNet (``model.diffusion_model.*``), written by inverting the diffusers/transformers naming.
+  UNet (``model.diffusion_model.*``, never read), written by inverting the diffusers/transformers naming.
+
+Sizes are toy; the UNet keeps SVD's 64-wide attention heads (a single file carries no head count).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -19,6 +28,7 @@ import torch
 UNET_NAME = "ChronoDepth-v1"
 BASE_NAME = "stable-video-diffusion-img2vid-xt"
 SINGLE_FILE = "svd_xt.safetensors"
+UNET_SINGLE_FILE = "chronodepth_v1_fp16.safetensors"
 
 # The sample scene at 64x64 (ChronoDepth needs >= 64 px); VideoDepth with two steps and short windows.
 WORKFLOW_OVERRIDES = {
@@ -32,13 +42,13 @@ UNET_CONFIG = dict(
     out_channels=4,
     down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
     up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-    block_out_channels=(32, 64),
+    block_out_channels=(64, 128),
     layers_per_block=1,
     cross_attention_dim=32,
-    num_attention_heads=(2, 4),
+    num_attention_heads=(1, 2),
     addition_time_embed_dim=8,
     projection_class_embeddings_input_dim=24,
-    num_frames=10,
+    num_frames=25,
 )
 VAE_CONFIG = dict(block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, scaling_factor=0.18215)
 CLIP_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1, image_size=28, patch_size=14, projection_dim=32, hidden_act="gelu", layer_norm_eps=1e-5)
@@ -121,7 +131,13 @@ def clip_to_sgm(state: dict) -> dict:
 
 
 def save_unet(folder: Path, unet) -> None:
-    unet.save_pretrained(folder, safe_serialization=True)
+    copy.deepcopy(unet).to(torch.float16).save_pretrained(folder, safe_serialization=True)
+
+
+def _save_variants(model, folder: Path) -> None:
+    """``<weights>.safetensors`` and ``<weights>.fp16.safetensors``, as the stabilityai repository has them."""
+    model.save_pretrained(folder, safe_serialization=True)
+    copy.deepcopy(model).to(torch.float16).save_pretrained(folder, safe_serialization=True, variant="fp16")
 
 
 def build(root: Path) -> None:
@@ -131,17 +147,32 @@ def build(root: Path) -> None:
 
     root = Path(root)
     depth = root / "depth"
-    save_unet(depth / UNET_NAME, tiny_unet())
+    unet = tiny_unet()
+    save_unet(depth / UNET_NAME, unet)
+    (root / "diffusion_models").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(depth / UNET_NAME / "diffusion_pytorch_model.safetensors", root / "diffusion_models" / UNET_SINGLE_FILE)
+
     vae, clip = tiny_base()
     base = depth / BASE_NAME
-    vae.save_pretrained(base / "vae", safe_serialization=True)
-    clip.save_pretrained(base / "image_encoder", safe_serialization=True)
+    _save_variants(vae, base / "vae")
+    _save_variants(clip, base / "image_encoder")
+    _save_variants(tiny_unet(seed=2), base / "unet")
     EulerDiscreteScheduler.from_config(SVD_SCHEDULER_CONFIG).save_pretrained(base / "scheduler")
     (base / "feature_extractor").mkdir(parents=True, exist_ok=True)
-    (base / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "CLIPImageProcessor", "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD), "crop_size": {"height": 224, "width": 224}}))
+    (base / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_convert_rgb": True, "do_normalize": True, "do_rescale": True,
+        "do_resize": True, "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": list(CLIP_MEAN), "image_processor_type": "CLIPImageProcessor",
+        "image_std": list(CLIP_STD), "resample": 3, "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": 224},
+    }, indent=2))
+    (base / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableVideoDiffusionPipeline", "_diffusers_version": "0.24.0.dev0", "feature_extractor": ["transformers", "CLIPImageProcessor"],
+        "image_encoder": ["transformers", "CLIPVisionModelWithProjection"], "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+        "unet": ["diffusers", "UNetSpatioTemporalConditionModel"], "vae": ["diffusers", "AutoencoderKLTemporalDecoder"],
+    }, indent=2))
 
     sgm = {**vae_to_sgm(vae.state_dict(), len(VAE_CONFIG["block_out_channels"])), **clip_to_sgm(clip.state_dict())}
     sgm["model.diffusion_model.input_blocks.0.0.weight"] = torch.randn(32, 8, 3, 3)
     sgm["model.diffusion_model.input_blocks.0.0.bias"] = torch.zeros(32)
     (root / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in sgm.items()}, str(root / "checkpoints" / SINGLE_FILE))
+    shutil.copyfile(root / "checkpoints" / SINGLE_FILE, base / SINGLE_FILE)

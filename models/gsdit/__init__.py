@@ -16,7 +16,7 @@ the CogVideoX VAE maps ``4k + 1`` frames to ``k + 1`` latent frames but decodes 
 frames, so only odd latent counts come back whole; 49 frames = 13 latents), and height/width are centre-cropped to the
 largest multiples of 16 (8× VAE × patch 2). The output is ``[T', H', W', 3]`` at that size.
 
-Weights load from diffusers folders (``transformer/ vae/ text_encoder/ tokenizer/ scheduler/``) or a single-file
+Weights load part by part (:mod:`.loading`): diffusers folders (``transformer/ vae/ text_encoder/ tokenizer/ scheduler/``), a single-file
 transformer (diffusers key names, or original CogVideo/SAT key names, converted by :func:`convert_sat_keys`) whose
 other parts come from a diffusers folder. The transformer's input channel count is always read from
 ``patch_embed.proj.weight``. diffusers/transformers are imported inside functions only.
@@ -29,14 +29,14 @@ pieces), :mod:`.shapes` (frame/size snapping, the latent hole mask). Everything 
 """
 
 from .convert import KEY_PREFIXES, SAT_BLOCK_RENAMES, SAT_DROPPED, SAT_RENAMES, check_channels, convert_sat_keys, in_channels_of, is_sat_layout, strip_prefix, transformer_in_channels
-from .loading import OFFLOAD_MODES, PARTS, load_pipeline, parse_dtype
+from .loading import FOLDER_HINT, OFFLOAD_MODES, PARTS, T5_HINT, TRANSFORMER_HINT, VAE_HINT, PartSources, load_parts, load_pipeline, parse_dtype, plan_parts
 from .memory import check_memory, estimate_memory
 from .pipeline import MODES, SCHEDULERS, GSDiTPipeline, decode_latents, diffusers_pipeline, encode_prompt, encode_video, make_scheduler, rotary_embeddings, sample
 from .shapes import LATENT_CHANNELS, SPATIAL_MULTIPLE, latent_hole_mask, snap_frames, snap_size, snap_video
 
 __all__ = [
     "KEY_PREFIXES", "SAT_BLOCK_RENAMES", "SAT_DROPPED", "SAT_RENAMES", "check_channels", "convert_sat_keys", "in_channels_of", "is_sat_layout", "strip_prefix",
-    "transformer_in_channels", "OFFLOAD_MODES", "PARTS", "load_pipeline", "parse_dtype", "check_memory", "estimate_memory", "MODES", "SCHEDULERS",
+    "transformer_in_channels", "FOLDER_HINT", "T5_HINT", "TRANSFORMER_HINT", "VAE_HINT", "OFFLOAD_MODES", "PARTS", "PartSources", "load_parts", "load_pipeline", "parse_dtype", "plan_parts", "check_memory", "estimate_memory", "MODES", "SCHEDULERS",
     "GSDiTPipeline", "decode_latents", "diffusers_pipeline", "encode_prompt", "encode_video", "make_scheduler", "rotary_embeddings", "sample",
     "LATENT_CHANNELS", "SPATIAL_MULTIPLE", "latent_hole_mask", "snap_frames", "snap_size", "snap_video",
 ]

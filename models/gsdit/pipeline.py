@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from ...py.checks import check_finite_number, check_image, check_mask, check_positive_int
-from .memory import check_memory
+from .memory import check_memory, estimate_memory
 from .shapes import latent_hole_mask, snap_video
 
 MODES = ("gsdit", "training_free")
@@ -37,6 +37,14 @@ class GSDiTPipeline:
     dtype: torch.dtype
     offload: str = "none"
     stats: dict = field(default_factory=dict)
+    placement: object = None  # models.placement.LocalPlacement or ComfyUI's (nodes/runtime.py); None: from offload
+    sources: object = None  # models.gsdit.loading.PartSources: which file gave each part
+
+    def __post_init__(self):
+        if self.placement is None:
+            from ..placement import LocalPlacement
+
+            self.placement = LocalPlacement(self.device, self.offload != "none")
 
     @property
     def in_channels(self) -> int:
@@ -54,7 +62,8 @@ class GSDiTPipeline:
 
     def describe(self) -> str:
         cfg = self.transformer.config
-        return f"{self.path.name}: transformer {cfg.num_layers} layers, {self.in_channels} input channels ({self.kind}), {self.dtype}, offload {self.offload}"
+        text = f"{self.path.name}: transformer {cfg.num_layers} layers, {self.in_channels} input channels ({self.kind}), {self.dtype}, offload {self.offload} ({self.placement.describe()})"
+        return text + (f"\nparts: {self.sources.describe()}" if self.sources is not None else "")
 
     def __call__(self, render, holes=None, prompt: str = "", negative_prompt: str = "", mode: str = "gsdit", strength: float = 0.8, num_steps: int = 50, guidance: float = 6.0, seed: int = 0, scheduler: str = "ddim", feather: float = 1.0, callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Generate ``[T', H', W', 3]`` (0..1) from ``render`` ``[T, H, W, 3]`` and ``holes`` ``[T, H, W]`` (1 = hole).
@@ -65,22 +74,9 @@ class GSDiTPipeline:
         return sample(self, render, holes, prompt, negative_prompt, mode, strength, num_steps, guidance, seed, scheduler, feather, callback)
 
 
-class _OnDevice:
-    """With model offload, a component lives on the CPU and visits the device only while it runs."""
-
-    def __init__(self, pipe: GSDiTPipeline, module):
-        self.pipe, self.module = pipe, module
-
-    def __enter__(self):
-        if self.pipe.offload == "model":
-            self.module.to(self.pipe.device)
-        return self.module
-
-    def __exit__(self, *exc):
-        if self.pipe.offload == "model":
-            self.module.to("cpu")
-            if self.pipe.device.type == "cuda":
-                torch.cuda.empty_cache()
+def _on_device(pipe: GSDiTPipeline, module, memory_required: int = 0):
+    """The module on the compute device while the block runs (the pipeline's placement decides how and for how long)."""
+    return pipe.placement.use(module, memory_required=memory_required)
 
 
 def make_scheduler(pipe: GSDiTPipeline, name: str):
@@ -113,7 +109,7 @@ def encode_prompt(pipe: GSDiTPipeline, prompt: str, negative_prompt: str = "", g
     """T5 embeddings ``[B, L, D]`` padded to the transformer's text length: ``[negative, prompt]`` when
     ``guidance > 1`` (classifier-free guidance), else ``[prompt]``."""
     host = host if host is not None else diffusers_pipeline(pipe)
-    with _OnDevice(pipe, pipe.text_encoder), torch.no_grad():
+    with _on_device(pipe, pipe.text_encoder), torch.no_grad():
         cond, uncond = host.encode_prompt(
             prompt, negative_prompt, do_classifier_free_guidance=guidance > 1.0, max_sequence_length=int(pipe.transformer.config.max_text_seq_length), device=pipe.device, dtype=pipe.dtype
         )
@@ -123,7 +119,7 @@ def encode_prompt(pipe: GSDiTPipeline, prompt: str, negative_prompt: str = "", g
 def encode_video(pipe: GSDiTPipeline, video: torch.Tensor) -> torch.Tensor:
     """``[T, H, W, 3]`` 0..1 → scaled latents ``[1, T', C, H/8, W/8]`` (distribution mean: deterministic)."""
     x = (video.permute(3, 0, 1, 2)[None] * 2 - 1).to(pipe.device, pipe.dtype)
-    with _OnDevice(pipe, pipe.vae) as vae, torch.no_grad():
+    with _on_device(pipe, pipe.vae) as vae, torch.no_grad():
         z = vae.encode(x).latent_dist.mode()
     return (z * pipe.vae.config.scaling_factor).permute(0, 2, 1, 3, 4)
 
@@ -131,7 +127,7 @@ def encode_video(pipe: GSDiTPipeline, video: torch.Tensor) -> torch.Tensor:
 def decode_latents(pipe: GSDiTPipeline, latents: torch.Tensor, host=None) -> torch.Tensor:
     """``[1, F, C, h, w]`` → ``[T, H, W, 3]`` 0..1 on the CPU."""
     host = host if host is not None else diffusers_pipeline(pipe)
-    with _OnDevice(pipe, pipe.vae), torch.no_grad():
+    with _on_device(pipe, pipe.vae), torch.no_grad():
         x = host.decode_latents(latents.to(pipe.dtype))
     return ((x[0].permute(1, 2, 3, 0).float() + 1) / 2).clamp(0, 1).cpu()
 
@@ -153,6 +149,8 @@ def sample(pipe: GSDiTPipeline, render, holes, prompt, negative_prompt="", mode=
         raise ValueError(f"mode training_free needs a public CogVideoX ({c} channels T2V or {2 * c} channels I2V); {pipe.path.name} takes {in_ch} (a GS-DiT checkpoint with a mask channel): use mode gsdit")
     render, holes = snap_video(render), snap_video(holes)
     t, h, w = holes.shape
+    need = estimate_memory(pipe, t, h, w, guidance)
+    pipe.placement.make_room(need)  # inside ComfyUI: other models are offloaded first
     check_memory(pipe, t, h, w, guidance)
     dev, dtype = pipe.device, pipe.dtype
     cfg = pipe.transformer.config
@@ -196,7 +194,7 @@ def sample(pipe: GSDiTPipeline, render, holes, prompt, negative_prompt="", mode=
     old_pred = None
     is_dpm = scheduler == "dpm"
     calls = 0
-    with _OnDevice(pipe, pipe.transformer) as transformer, torch.no_grad():
+    with _on_device(pipe, pipe.transformer, need) as transformer, torch.no_grad():
         for i, step_t in enumerate(timesteps):
             x = sched.scale_model_input(latents, step_t)
             if cond is not None:
