@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..py import points as pts
-from ..py.checks import check_mask
+from ..py.checks import check_mask, check_memory
 from . import runtime
 from .common import TRACKS3D, category, expect, info
 
@@ -55,13 +55,17 @@ class PointRegularizer:
         if mask is not None:
             m = check_mask("mask", mask, height=h, width=w)
             fg = m[min(tracks.ref_frame, m.shape[0] - 1)]
+        # the regularised tracks, the point map video and its mask next to the input: ~48 bytes a pixel and frame
+        check_memory(f"PointRegularizer: {tracks.num_frames} frames of {w}x{h}", 48.0 * tracks.num_frames * w * h, "track fewer or smaller frames")
         progress = runtime.Progress(iterations + 1, "regularise points")
         stats: dict = {}
         out = pts.regularize_tracks(
             tracks, device=runtime.get_device(), k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations,
             max_anchors=max_anchors, seed=seed, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats,
         )
+        runtime.check_interrupted()
         maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
+        runtime.check_interrupted()
         text = pts.regularization_report(tracks, out, stats)
         return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text)}
 

@@ -38,6 +38,10 @@ from .geometry import (
 )
 
 EASINGS = ("linear", "ease_in_out")
+# The focus_depth widget's sentinel: resolved by the CameraPath node from the connected scene (its median depth);
+# camera_path itself takes only a depth > 0 (None = its default 3).
+AUTO = 0.0
+DEFAULT_FOCUS_DEPTH = 3.0
 # camera_path's keywords for every preset; fov, focus_depth and easing are also widgets (PARAMS, scope "path").
 COMMON_KEYWORDS = ("fov", "focal", "intrinsics", "focus_depth", "easing")
 
@@ -157,8 +161,9 @@ def check_easing(easing) -> str:
 
 PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("fov", "FLOAT", 60.0, "horizontal field of view when no source camera is connected", dict(min=1.0, max=179.0, step=0.1, round=0.01), scope="path"),
-    Param("focus_depth", "FLOAT", 3.0, "distance of the subject: orbit/arc turn around it, dolly zoom keeps it framed",
-          dict(min=0.01, max=1e4, step=0.01, round=0.001), scope="path"),
+    Param("focus_depth", "FLOAT", AUTO, "distance of the subject: orbit/arc turn around it, dolly zoom keeps it framed; "
+          "0 = auto: the median depth of the connected gaussians (so the move fits the scene's scale, e.g. depth 1 for tracks "
+          "without depth)", dict(min=0.0, max=1e4, step=0.01, round=0.001), scope="path"),
     Param("angle", "FLOAT", 30.0, "degrees", dict(min=-3600.0, max=3600.0, step=0.5, round=0.01), check=check_finite_number, unit="°"),
     Param("distance", "FLOAT", 0.5, "scene units", dict(min=-1e4, max=1e4, step=0.01, round=0.001), check=check_finite_number),
     Param("zoom", "FLOAT", 1.5, "focal factor at the end", dict(min=0.05, max=20.0, step=0.01, round=0.001), check=check_positive),
@@ -264,8 +269,12 @@ def _parse_keyframes(keyframes, num_frames: int, width: int, k0: torch.Tensor) -
             keyframes = json.loads(keyframes)
         except json.JSONDecodeError as e:
             raise ValueError(f"keyframes: expected a JSON list of keys, got invalid JSON ({e})") from None
+        except RecursionError:
+            raise ValueError("keyframes: the JSON is nested too deeply; expected a list of keys") from None
     if not isinstance(keyframes, (list, tuple)) or len(keyframes) < 1:
-        raise ValueError(f"keyframes: expected a list of at least 1 key (dicts with frame/t and position), got {keyframes!r}")
+        raise ValueError(f"keyframes: expected a list of at least 1 key (dicts with frame/t and position), got {keyframes!r:.200}")
+    if len(keyframes) > num_frames:
+        raise ValueError(f"keyframes: {len(keyframes)} keys for {num_frames} frames; expected at most one key per frame")
 
     def vector(name: str, value, size: int) -> torch.Tensor:
         return torch.tensor(check_vector(name, value, size), dtype=POSE_DTYPE)
@@ -413,7 +422,7 @@ def camera_path(preset: str, num_frames: int, width: int, height: int, **params)
     if unknown:
         raise ValueError(f"{unknown[0]}: not a parameter of preset {preset!r}; accepted: {', '.join(accepted)}")
     k0 = base_intrinsics(width, height, fov=params.get("fov"), focal=params.get("focal"), intrinsics=params.get("intrinsics"))
-    focus_depth = check_positive("focus_depth", 3.0 if params.get("focus_depth") is None else params["focus_depth"])
+    focus_depth = check_positive("focus_depth", DEFAULT_FOCUS_DEPTH if params.get("focus_depth") is None else params["focus_depth"])
     easing = check_easing(params.get("easing"))
     values = {}
     for name, default in entry.params.items():
