@@ -22,8 +22,9 @@ PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin")
 WEIGHT_EXTENSIONS = SAFE_EXTENSIONS + PICKLE_EXTENSIONS
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """A model file or folder is missing; the message names it, its folder and where to get it."""
+class ModelNotFoundError(FileNotFoundError, ValueError):
+    """A model file or folder is missing; the message names it, its folder and where to get it. Also a ValueError:
+    like every bad input, a missing model is the user's value (the node's name widget), reported the same way."""
 
 
 class CheckpointFormatError(ValueError):

@@ -10,6 +10,7 @@ reads the widget names from the node's definition (``/object_info``), so neither
 from __future__ import annotations
 
 import json
+import reprlib
 
 import torch
 
@@ -83,7 +84,7 @@ class CameraPath:
         if source_camera is not None:
             ui["vid4d_source"] = [{**preview.source_payload(camera_paths(source_camera, "source_camera")[0]), "focus_depth": focus_depth}]
         runtime.check_interrupted()
-        image = cam.draw_camera_path(out, focus_depth=focus_depth, scene_points=preview.scene_points(points))[None]
+        image = cam.draw_camera_path(out, focus_depth=focus_depth, scene_points=preview.scene_points(points), cancel=runtime.check_interrupted)[None]
         return {"ui": ui, "result": (out, image)}
 
     @staticmethod
@@ -198,7 +199,7 @@ def _source_camera(source, values: dict):
     """The source camera the browser remembered from the last run, or a stand-in when sizes are 0."""
     if source:
         if not isinstance(source, dict):
-            raise ValueError(f"source: expected {{num_frames, width, height, K}}, got {source!r:.80}")
+            raise ValueError(f"source: expected {{num_frames, width, height, K}}, got {reprlib.repr(source)}")
         sizes = {}
         for name, (_, opts) in FRAME_WIDGETS.items():
             if name not in source:
@@ -206,7 +207,7 @@ def _source_camera(source, values: dict):
             sizes[name] = check_positive_int(f"source.{name}", source[name], maximum=opts["max"])
         k5 = source.get("K")
         if not isinstance(k5, list) or len(k5) != 5:
-            raise ValueError(f"source.K: expected [fx, s, cx, fy, cy], got {k5!r:.80}")
+            raise ValueError(f"source.K: expected [fx, s, cx, fy, cy], got {reprlib.repr(k5)}")
         fx, s, cx, fy, cy = (check_finite_number(f"source.K[{i}]", v) for i, v in enumerate(k5))
         if fx <= 0 or fy <= 0:
             raise ValueError(f"source.K: expected focal lengths fx, fy > 0, got {fx:g}, {fy:g}")

@@ -141,9 +141,11 @@ def check_inputs(node_class: type, values: dict) -> dict:
     out = dict(values)
     for section in ("required", "optional"):
         for name, spec in (types.get(section) or {}).items():
-            if name in skip or values.get(name) is None:
+            if values.get(name) is None:
                 continue
             kind = spec[0]
+            if name in skip and (isinstance(kind, (list, tuple)) or kind == "COMBO"):
+                continue  # a file or model name: the node resolves it with its own error (folder, accepted forms)
             opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
             out[name] = _check_input(name, kind, opts, values[name])
     return out
@@ -178,6 +180,11 @@ def _check_input(name: str, kind, opts: dict, value):
         return _check_image_input(name, value)
     elif kind == "MASK":
         return _check_mask_input(name, value)
+    elif kind in SOCKET_TYPES:
+        cls = SOCKET_TYPES[kind]
+        if not isinstance(value, (cls, CameraRig) if kind == CAMERA_PATH else cls):
+            raise ValueError(f"input '{name}': expected a {kind} ({cls.__name__}), got {type(value).__name__}; connect it to a Vid4D node that outputs {kind}")
+        return value
     else:
         return value
     lo, hi = opts.get("min"), opts.get("max")
@@ -303,16 +310,16 @@ def depth_input(depth=None, depth_image=None, encoding="disparity", near=1.0, fa
 
     if depth is not None:
         # Affine-invariant depth/disparity (e.g. VideoDepth's) is placed between near and far as its flag says.
-        value = expect(depth, DEPTH, "depth").as_depth(near, far)
+        value, name = expect(depth, DEPTH, "depth").as_depth(near, far), "depth"
     elif depth_image is not None:
-        value = depth_from_image(depth_image, encoding=encoding, near=near, far=far)
+        value, name = depth_from_image(depth_image, encoding=encoding, near=near, far=far), "depth_image"
     else:
         return None
     t, h, w = value.depth.shape
     if frames is not None and t != frames:
-        raise ValueError(f"depth has {t} frame(s) but the video has {frames}; give one depth map per frame")
+        raise ValueError(f"{name} has {t} frame(s) but the video has {frames}; give one depth map per frame")
     if (height is not None and h != height) or (width is not None and w != width):
-        raise ValueError(f"depth is {w}x{h} but the frames are {width}x{height}; resize them to the same size")
+        raise ValueError(f"{name} is {w}x{h} but the frames are {width}x{height}; resize them to the same size")
     return value
 
 

@@ -75,6 +75,8 @@ class SpectralMotion:
                                                  ("camera", camera, "from_video"), ("depth", depth, "from_video")) if value is not None and mode != used]
         lines = []
         if mode == "procedural":
+            if freq_high < freq_low:
+                raise ValueError(f"freq_high {freq_high:g} Hz is below freq_low {freq_low:g} Hz; expected freq_low <= freq_high")
             volume = sp.motion_brush(
                 region if region is not None else still.new_ones(height, width),
                 direction, amplitude, (freq_low, freq_high), coherence, seed, num_freqs=num_freqs, period=num_frames, fps=fps,

@@ -122,6 +122,9 @@ class Vid4DLoadVideo:
             t, h, w, _ = clip.frames.shape
             text = f"{t} frames {w}x{h} @ {clip.fps:.3f} fps of the built-in sample scene (choose or upload a video to use your own)"
             return {"ui": info(text), "result": (clip.frames, float(clip.fps), int(t))}
+        if not source.exists():
+            which = "path" if isinstance(path, str) and path.strip() else "video"
+            raise ValueError(f"{which}: {source} does not exist; choose a video in the input folder ({runtime.input_directory()}), upload one, or give an existing file or folder")
         estimate = vio.probe_video(source) if source.is_file() else None
         total = estimate["num_frames"] if estimate and estimate.get("num_frames") else 0
         expected = max((total - start_frame + frame_stride - 1) // frame_stride, 1) if total else 1
