@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -16,6 +17,9 @@ def _run(workflow: Path, out: Path, input_file=None, overrides=()) -> int:
     from .nodes import runtime, workflow as wf
 
     out = out.resolve()
+    # Node warnings go to ComfyUI's console through logging; here each node's report already prints them.
+    logging.getLogger("vid4d").addHandler(logging.NullHandler())
+    logging.getLogger("vid4d").propagate = False
     progress = wf.ConsoleProgress()  # a tqdm bar in a terminal, a line per update in a log
     runtime.configure_headless(input_dir=Path.cwd(), output_dir=out, progress_printer=progress)
     print(f"running {workflow} (device: {runtime.get_device()}, outputs in {out})")

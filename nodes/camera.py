@@ -27,6 +27,7 @@ FRAME_WIDGETS = {
     "width": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 1, "tooltip": "0 = the source camera's"}),
     "height": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 1, "tooltip": "0 = the source camera's"}),
 }
+AUTO_PARAMS = ("distance",)  # scene-scale preset parameters whose 0 means "the preset's default at the scene's scale"
 MAX_JSON_CHARS = 4_000_000  # a keyframes widget: 10000 keys of ~400 characters
 SOCKET_KINDS = {"CAMERA_PATH": CAMERA_PATH}  # parameter kinds that arrive on a socket rather than a widget
 _WIDGET_KINDS = {"FLOAT": "FLOAT", "INT": "INT", "JSON": "STRING"}
@@ -114,8 +115,11 @@ class CameraPath:
         if intrinsics is not None:
             kwargs["intrinsics"] = intrinsics
             del kwargs["fov"]  # fov is the field of view "when no source camera is connected"
+        focus_depth = resolve_focus_depth(values["focus_depth"], scene_depth)
         for name in entry.params:
             value = values[name]
+            if name in AUTO_PARAMS and value == cam.presets.AUTO:
+                value = cam.presets.scaled_default(preset, name, focus_depth)  # 0 = auto: the default at the scene's scale
             if cam.PARAMS[name].kind == "JSON" and isinstance(value, str):
                 if len(value) > MAX_JSON_CHARS:
                     raise ValueError(f"{name}: {len(value)} characters of JSON, more than the {MAX_JSON_CHARS} accepted (one key per frame at most)")
@@ -126,7 +130,6 @@ class CameraPath:
                 except RecursionError:
                     raise ValueError(f"{name}: the JSON is nested too deeply; expected a list of keyframe objects") from None
             kwargs[name] = value
-        focus_depth = resolve_focus_depth(values["focus_depth"], scene_depth)
         kwargs["focus_depth"] = focus_depth
         base = cam.camera_path(preset, num_frames, width, height, **kwargs)
         if values["cameras"] > 1:

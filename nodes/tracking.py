@@ -104,7 +104,7 @@ class DenseTrack3D:
         depth_note = "depth sampled at the tracks" if video_depth is not None else "no depth"
         lines = [f"method {used}: {t} frames {w}x{h}, reference frame {ref_frame}; visible {100 * float(visible.mean()):.1f}%; {depth_note}"]
         if video_depth is None:
-            lines.append(warn("DenseTrack3D", f"no depth connected: the tracks lie on the plane z = 1 (a flat picture; CameraPath's focus_depth auto follows it); {NO_DEPTH_HINT}"))
+            lines.append(warn("DenseTrack3D", f"no depth connected: the tracks lie on the plane z = 1 (right for Estimate Camera, which triangulates the depth from motion; lifted as they are they are a flat picture); {NO_DEPTH_HINT}"))
         ui = {**info(*lines), "vid4d_tracks": [preview3d.tracks_payload(tracks, frames, frame=preview_frame)]}
         return {"ui": ui, "result": (tracks, preview, visible)}
 

@@ -37,21 +37,20 @@ def _source(video: str, path: str | None) -> Path | None:
 
 
 def _sample_clip(start: int, stride: int, max_frames: int, width: int, height: int, fit: str, multiple_of: int) -> vio.VideoClip:
-    """The sample scene as if it were a video file of SAMPLE_FRAMES (or as many as max_frames asks) frames at 256x160,
-    12 fps: rendered straight at the requested size (no resampling), frames taken by start / stride."""
+    """The sample scene as a clip of ``max_frames`` frames (SAMPLE_FRAMES when 0) at 12 fps / stride, its whole motion
+    spread over them (the scene is parametrised by the clip's phase), rendered straight at the requested size (no
+    resampling; 256x160 when width and height are 0)."""
     from ..py.scene import sample_scene
 
     count = max_frames or SAMPLE_FRAMES
-    total = max(SAMPLE_FRAMES, start + stride * (count - 1) + 1) if max_frames else SAMPLE_FRAMES
-    if start >= total:
-        raise ValueError(f"start_frame {start}: the sample scene has {total} frames; lower start_frame (or set max_frames)")
+    total = start + stride * (count - 1) + 1
     if total > 1000:
         raise ValueError(f"the sample scene renders at most 1000 frames; start_frame + frame_stride x max_frames asks for {total}")
     w, h = vio.target_size(SAMPLE_WIDTH, SAMPLE_HEIGHT, width, height, fit, multiple_of)
     if not (16 <= w <= 4096 and 16 <= h <= 4096):
         raise ValueError(f"the sample scene renders 16..4096 pixels a side; {w}x{h} asked for")
     scene = sample_scene(total, w, h, seed=0, fps=SAMPLE_FPS)
-    frames = scene.frames[start::stride][: count if max_frames else None]
+    frames = scene.frames[start::stride][:count]
     return vio.VideoClip(frames=frames, fps=SAMPLE_FPS / stride, source_width=SAMPLE_WIDTH, source_height=SAMPLE_HEIGHT, source_frames=total)
 
 
@@ -70,7 +69,7 @@ class Vid4DLoadVideo:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "video": (_input_videos(), {"video_upload": True, "tooltip": f"a video in ComfyUI's input folder (upload one with the button); {SAMPLE} is the built-in procedural clip (24 frames, 256x160 at 12 fps, rendered at the size asked), so a workflow runs before you pick a file"}),
+                "video": (_input_videos(), {"video_upload": True, "tooltip": f"a video in ComfyUI's input folder (upload one with the button); {SAMPLE} is the built-in procedural clip (24 frames or max_frames, 256x160 or the size asked, 12 fps), so a workflow runs before you pick a file"}),
                 "start_frame": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "step": 1, "tooltip": "index of the first frame taken"}),
                 "frame_stride": ("INT", {"default": 1, "min": 1, "max": 1000, "step": 1, "tooltip": "take every n-th frame"}),
                 "max_frames": ("INT", {"default": 0, "min": 0, "max": 100_000, "step": 1, "tooltip": "cap on the number of frames (0 = all)"}),

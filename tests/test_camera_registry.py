@@ -125,7 +125,7 @@ def test_node_inputs_come_from_the_registry():
         if param.scope == "preset":  # a shared widget says which presets read it
             assert opts["tooltip"].endswith(f"({', '.join(cam.param_users(name))})")
     assert required["angle"][1]["tooltip"] == "degrees (orbit, arc, pan, tilt, roll)"
-    assert required["distance"][1]["tooltip"] == "scene units (dolly, dolly_zoom, truck, pedestal)"
+    assert required["distance"][1]["tooltip"] == "scene units; 0 = auto: the preset's default at the scene's scale (x focus_depth / 3) (dolly, dolly_zoom, truck, pedestal)"
 
 
 def test_registry_tables_are_consistent():

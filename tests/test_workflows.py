@@ -16,7 +16,10 @@ from conftest import ROOT, tiny_workflow_overrides
 
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 SMALL_INPUT = {"width": 64, "height": 64, "max_frames": 5}  # Load Video nodes that read --input
-SMALL = {"Vid4DSampleScene": {"num_frames": 6, "width": 64, "height": 48}, "SpectralMotion": {"num_frames": 8, "num_freqs": 4, "fps": 4.0}, **tiny_workflow_overrides()}
+# Load Video without a file renders the sample scene: 9 frames (CogVideoX keeps 8k+1) of 64x64 (ChronoDepth's minimum).
+SMALL = {"Vid4DSampleScene": {"num_frames": 6, "width": 64, "height": 48}, "Vid4DLoadVideo": {"max_frames": 9, "width": 64, "height": 64},
+         "SpectralMotion": {"num_frames": 8, "num_freqs": 4, "fps": 4.0}, "PointRegularizer": {"max_anchors": 256}, **tiny_workflow_overrides()}
+NO_WEIGHTS = [p for p in WORKFLOWS if "| none" in next((line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(f"| `{p.name}`")), "")]
 
 
 def test_there_is_a_demo_workflow():
@@ -42,21 +45,55 @@ def test_workflow_is_ui_format_with_known_nodes(path):
 
 
 def _reads_a_file(node) -> bool:
-    """A Load Video node whose path is not linked from another node: it needs --input."""
+    """A Load Video node whose path is not linked from another node: --input points it at a file."""
     return node["class_type"] == "Vid4DLoadVideo" and not isinstance(node["inputs"].get("path"), list)
+
+
+def test_every_video_workflow_starts_with_load_video():
+    """--input and ComfyUI's upload button work on every shipped workflow; without a file Load Video gives the sample scene."""
+    for path in WORKFLOWS:
+        prompt = wf.ui_to_api(wf.load_workflow(path), {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS})
+        types = {n["class_type"] for n in prompt.values()}
+        assert "Vid4DSampleScene" not in types, f"{path.name}: start from Load Video (its '(sample scene)' choice) so --input works"
+        loaders = [n for n in prompt.values() if _reads_a_file(n)]
+        assert loaders and all(n["inputs"]["video"] == "(sample scene)" for n in loaders), path.name
+
+
+def _run(path, headless, input_file=None, extra=()):
+    workflow, skipped = wf.without_comfyui_nodes(wf.load_workflow(path))
+    prompt = wf.ui_to_api(workflow, {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS})
+    overrides = [f"{nid}.{k}={v}" for nid, n in prompt.items() for k, v in SMALL.get(n["class_type"], {}).items()]
+    if input_file is not None:
+        overrides += [f"{nid}.{k}={v}" for nid, n in prompt.items() if _reads_a_file(n) for k, v in SMALL_INPUT.items()]
+    result = wf.run_file(path, vid4d.NODE_CLASS_MAPPINGS, input_file=input_file, overrides=[*overrides, *extra], log=lambda _: None)
+    return result, skipped
+
+
+def _panning_clip(path, frames=12, width=96, height=64):
+    """A real-looking clip that is not the sample scene: a textured plane panned past the camera, a blob crossing it."""
+    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width + 4 * frames, dtype=torch.float32), indexing="ij")
+    texture = torch.stack([0.5 + 0.3 * torch.sin(0.31 * x) * torch.cos(0.23 * y), 0.5 + 0.3 * torch.sin(0.17 * x + 0.4 * y), 0.5 + 0.25 * torch.cos(0.29 * y - 0.11 * x)], -1)
+    clip = torch.stack([texture[:, 3 * t : 3 * t + width] for t in range(frames)]).clone()
+    for t in range(frames):
+        cx, cy = 10 + 5 * t, height // 2
+        blob = ((x[:, :width] - cx) ** 2 + (y[:, :width] - cy) ** 2) < 64
+        clip[t][blob] = torch.tensor([0.9, 0.2, 0.1])
+    vio.write_video(clip.clamp(0, 1), path, 12.0)
+    return path
+
+
+@pytest.mark.parametrize("path", NO_WEIGHTS, ids=[p.stem for p in NO_WEIGHTS])
+def test_no_weights_workflow_runs_on_your_own_clip(path, headless):
+    """`python -m vid4d run WF --input my.mp4` on a clip that is not the sample scene (a panning textured plane)."""
+    clip = _panning_clip(headless / "input" / "my clip.mp4")
+    result, _ = _run(path, headless, input_file=clip)
+    files = result.files()
+    assert files and all(f.exists() and f.stat().st_size > 0 for f in files)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_workflow_runs_headless(path, headless, tiny_models):
-    workflow, skipped = wf.without_comfyui_nodes(wf.load_workflow(path))
-    prompt = wf.ui_to_api(workflow, {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS})
-    overrides = [f"{nid}.{k}={v}" for nid, n in prompt.items() for k, v in SMALL.get(n["class_type"], {}).items()]
-    input_file = None
-    if any(_reads_a_file(n) for n in prompt.values()):
-        input_file = headless / "input" / "clip.mp4"
-        vio.write_video(sample_scene(12, 64, 64, seed=1).frames, input_file, 16.0)
-        overrides += [f"{nid}.{k}={v}" for nid, n in prompt.items() if _reads_a_file(n) for k, v in SMALL_INPUT.items()]
-    result = wf.run_file(path, vid4d.NODE_CLASS_MAPPINGS, input_file=input_file, overrides=overrides, log=lambda _: None)
+    result, skipped = _run(path, headless)
     assert result.skipped == sorted(skipped, key=wf._id_key)
     files = result.files()
     assert files and all(f.exists() and f.stat().st_size > 0 for f in files)
@@ -68,7 +105,7 @@ def test_workflow_runs_headless(path, headless, tiny_models):
 
 def test_demo_workflow_outputs_match_the_scene(headless):
 
-    result = wf.run_file(ROOT / "workflows" / "vid4d_demo.json", vid4d.NODE_CLASS_MAPPINGS, overrides=["1.num_frames=6", "1.width=64", "1.height=48"], log=lambda _: None)
+    result = wf.run_file(ROOT / "workflows" / "vid4d_demo.json", vid4d.NODE_CLASS_MAPPINGS, overrides=["1.max_frames=6", "1.width=64", "1.height=48"], log=lambda _: None)
     rgb = next(f for f in result.files() if "rgb" in f.name)
     clip = vio.read_video(rgb)
     scene = sample_scene(6, 64, 48, seed=0, fps=12.0)
@@ -79,7 +116,7 @@ def test_demo_workflow_outputs_match_the_scene(headless):
 
 def test_cli_demo_writes_video_and_contact_sheet(tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "vid4d", "demo", "--out", str(out), "--set", "1.num_frames=4", "--set", "1.width=48", "--set", "1.height=32"]
+    cmd = [sys.executable, "-m", "vid4d", "demo", "--out", str(out), "--set", "1.max_frames=4", "--set", "1.width=48", "--set", "1.height=32"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(list(out.rglob("*.mp4"))) == 4 and len(list(out.rglob("*_sheet.png"))) == 4

@@ -165,7 +165,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
           "0 = auto: the median depth of the connected gaussians (so the move fits the scene's scale, e.g. depth 1 for tracks "
           "without depth)", dict(min=0.0, max=1e4, step=0.01, round=0.001), scope="path"),
     Param("angle", "FLOAT", 30.0, "degrees", dict(min=-3600.0, max=3600.0, step=0.5, round=0.01), check=check_finite_number, unit="°"),
-    Param("distance", "FLOAT", 0.5, "scene units", dict(min=-1e4, max=1e4, step=0.01, round=0.001), check=check_finite_number),
+    Param("distance", "FLOAT", 0.5, "scene units; 0 = auto: the preset's default at the scene's scale (x focus_depth / 3)", dict(min=-1e4, max=1e4, step=0.01, round=0.001), check=check_finite_number),
     Param("zoom", "FLOAT", 1.5, "focal factor at the end", dict(min=0.05, max=20.0, step=0.01, round=0.001), check=check_positive),
     Param("elevation", "FLOAT", 0.0, "degrees the camera rises above the subject", dict(min=-89.0, max=89.0, step=0.5, round=0.01), check=_check_elevation, unit="°"),
     Param("easing", "COMBO", "ease_in_out", "linear, or ease_in_out: smoothstep, the camera starts and stops gently", dict(choices=EASINGS), scope="path"),
@@ -393,6 +393,14 @@ CAMERA_PRESETS: dict[str, Preset] = {p.name: p for p in (
            details=_KEYFRAMES_DETAILS),
 )}
 PRESETS = tuple(CAMERA_PRESETS)  # the names, in menu order (the registry is the source)
+
+
+def scaled_default(preset: str, name: str, focus_depth: float):
+    """A preset's default for parameter ``name`` at the scale of a scene whose subject is at ``focus_depth``: the
+    registry's default times focus_depth / DEFAULT_FOCUS_DEPTH (the defaults are tuned for a subject at 3), or None
+    for a :class:`Computed` default (which the motion derives from focus_depth itself)."""
+    default = get_preset(preset).params[name]
+    return None if isinstance(default, Computed) else default * focus_depth / DEFAULT_FOCUS_DEPTH
 
 
 def get_preset(name) -> Preset:
