@@ -1,6 +1,6 @@
 """Record the camera paths of today's presets: tests/data/camera_path_v1.{json,safetensors}.
 
-    PYTHONPATH=<a folder holding the vid4d package> python tests/tools/record_camera_fixture.py
+    PYTHONPATH=<a folder holding the vid4d package> python tests/tools/record_camera_fixture.py [--shipped]
 
 Recorded once, from commit e4112a4 (before the presets became a registry), so that
 tests/test_camera_parity.py can check that every preset still gives the same tensors and that a
@@ -127,7 +127,38 @@ def store(tensors: dict, key: str, paths: list) -> None:
         tensors[f"{key}/w2c{i}"] = p.world_to_camera.float().contiguous()
 
 
+def shipped_paths(classes: dict, tensors: dict) -> dict:
+    """The CameraPath nodes of the shipped workflows: widget values as they load, and their paths (into ``tensors``)."""
+    shipped = {}
+    for path in sorted((ROOT / "workflows").glob("*.json")):
+        api = wf.ui_to_api(wf.without_comfyui_nodes(wf.load_workflow(path))[0], classes)  # the Wan workflows' core model nodes muted
+        for nid, node in api.items():
+            if node["class_type"] != "CameraPath":
+                continue
+            widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
+            shipped.setdefault(path.stem, {})[nid] = widgets
+            store(tensors, f"shipped/{path.stem}/{nid}", node_paths(widgets, source_camera()))
+    return shipped
+
+
+def record_shipped() -> int:
+    """``--shipped``: re-record only the shipped workflows' entries (after changing an example workflow on purpose);
+    every preset's, source case's and library call's recording from e4112a4 stays as it is."""
+    from safetensors.torch import load_file
+
+    classes = {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS}
+    meta = json.loads(OUT.with_suffix(".json").read_text())
+    tensors = {k: v for k, v in load_file(str(OUT.with_suffix(".safetensors"))).items() if not k.startswith("shipped/")}
+    meta["shipped"] = shipped_paths(classes, tensors)
+    OUT.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    save_file(tensors, str(OUT.with_suffix(".safetensors")))
+    print(f"re-recorded {sum(len(v) for v in meta['shipped'].values())} shipped nodes")
+    return 0
+
+
 def main() -> int:
+    if "--shipped" in sys.argv:
+        return record_shipped()
     classes = {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS}
     cases = node_cases()
     prompt = {}
@@ -152,15 +183,7 @@ def main() -> int:
     lib = library_cases()
     for name, case in lib.items():
         store(tensors, f"lib/{name}", run_library(case))
-    shipped = {}
-    for path in sorted((ROOT / "workflows").glob("*.json")):
-        api = wf.ui_to_api(wf.load_workflow(path), classes)
-        for nid, node in api.items():
-            if node["class_type"] != "CameraPath":
-                continue
-            widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
-            shipped.setdefault(path.stem, {})[nid] = widgets
-            store(tensors, f"shipped/{path.stem}/{nid}", node_paths(widgets, source_camera()))
+    shipped = shipped_paths(classes, tensors)
     meta = {
         "note": "recorded by tests/tools/record_camera_fixture.py from commit e4112a4 (before the preset registry)",
         "source_camera": SOURCE,
