@@ -50,7 +50,9 @@ class CameraPath:
         "Scheduled camera intrinsics and extrinsics relative to the source view (frame 0 = the original camera), from a preset move: "
         + ", ".join(cam.PRESETS) + ". dolly_zoom keeps the subject at focus_depth framed while the background swells; keyframes takes "
         "a JSON list of {frame, position, look_at | angles, fov}. cameras > 1 makes a rig of synchronized cameras spread over rig_angle "
-        "around the subject (multi-camera shooting). The preview shows the path from the top and the side; the node itself shows it "
+        "around the subject (multi-camera shooting). On the solved source camera (source_path, from Estimate Camera): follow_source keeps "
+        "a share of its move, stabilize smooths its shake away, transfer copies another video's move (reference_path) scaled by "
+        "focus_depth / reference_depth. The preview shows the path from the top and the side; the node itself shows it "
         "in 3D (drag to orbit, wheel to zoom, scrub to look through the camera at frame t)."
     )
     CATEGORY = category("gaussians")
@@ -131,11 +133,16 @@ class CameraPath:
                     raise ValueError(f"{name}: the JSON is nested too deeply; expected a list of keyframe objects") from None
             kwargs[name] = value
         kwargs["focus_depth"] = focus_depth
-        base = cam.camera_path(preset, num_frames, width, height, **kwargs)
+        # A move in the world of a solved source camera (stabilize, transfer, ...) comes with that camera;
+        # the rig goes in between, so every rig camera is placed in the world: W_t·O_k·S_t⁻¹.
+        base, source = cam.camera_move(preset, num_frames, width, height, **kwargs)
+        # Paths are relative to the source view at each frame; a field placed in the world of a solved
+        # camera (LiftGaussians placement = world) hands that camera on as source_camera.
+        place = (lambda path: cam.in_source_view(path, src)) if source_camera is not None else (lambda path: path)
         if values["cameras"] > 1:
             rig = cam.camera_rig(values["cameras"], num_frames, width, height, arc_angle=values["rig_angle"], focus_depth=focus_depth, base=base)
-            return cam.CameraRig(rig), focus_depth
-        return base, focus_depth
+            return cam.CameraRig([place(cam.relative_to_source(path, source)) for path in rig]), focus_depth
+        return place(cam.relative_to_source(base, source)), focus_depth
 
 
 def resolve_focus_depth(value: float, scene_depth: float | None) -> float:
@@ -182,6 +189,9 @@ def camera_path_request(body) -> tuple[int, dict]:
     try:
         # The node's own check of every widget (menus, integers, finite numbers within min/max): the same as a run.
         values = check_inputs(CameraPath, {name: body.get(name, spec[name][1].get("default")) for name in route_fields()})
+        sockets = [name for name in cam.get_preset(values["preset"]).params if cam.PARAMS[name].kind in SOCKET_KINDS]
+        if sockets:  # the browser posts widgets only; the node's last run shows the path
+            raise ValueError(f"{values['preset']} reads {' and '.join(sockets)} from a socket: its path shows after a run")
         source, note = _source_camera(body.get("source"), values)
         # focus_depth auto: the depth the last run resolved (the browser keeps it with the source camera).
         remembered = body["source"].get("focus_depth") if isinstance(body.get("source"), dict) else None

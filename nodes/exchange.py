@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..py import exchange as ex
+from ..py import gaussians as gs
 from ..py.camera import draw_camera_path
 from ..py.checks import check_finite_number
 from . import preview, runtime
@@ -69,7 +70,7 @@ class Vid4DExportGaussians:
         if frame >= field.num_frames:
             raise ValueError(f"frame {frame}: the field has {field.num_frames} time step(s) (0..{field.num_frames - 1}, or -1 for all)")
         if camera is not None:
-            field = ex.field_in_world(field, camera_paths(camera, "camera")[0])
+            field = gs.place_in_world(field, camera_paths(camera, "camera")[0])
         steps = list(range(field.num_frames)) if frame < 0 else [int(frame)]
         folder, sub = output_folder(filename_prefix)
         progress = runtime.Progress(len(steps), "export PLY")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..py import points as pts
 from ..py.checks import check_mask, check_memory
 from . import runtime
-from .common import TRACKS3D, category, expect, info
+from .common import REGULARIZER, TRACKS3D, category, expect, info
 
 
 class PointRegularizer:
@@ -20,13 +20,14 @@ class PointRegularizer:
     )
     CATEGORY = category("tracking")
     FUNCTION = "regularize"
-    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING", "IMAGE")
-    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report", "correction")
+    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING", REGULARIZER, "IMAGE")
+    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report", "regularizer", "correction")
     OUTPUT_TOOLTIPS = (
         "the regularised tracks (positions re-projected with the tracks' intrinsics; visibility unchanged)",
         "PointVid point map video: xyz in [-1, 1] as colours (r, g, b) = (xyz + 1) / 2, black where no point",
         "1 where the point map holds a point",
         "before/after summary: displacement applied, objective, rigidity error",
+        "these settings, for LiftGaussians' multi_reference mode: it regularises every reference frame's tracks with them",
         "where and how much the tracks were corrected, per frame on the reference pixel grid: a heat map of the 3D correction (blue = untouched, red = the 99th percentile; grey = not visible)",
     )
 
@@ -60,16 +61,14 @@ class PointRegularizer:
         check_memory(f"PointRegularizer: {tracks.num_frames} frames of {w}x{h}", 48.0 * tracks.num_frames * w * h, "track fewer or smaller frames")
         progress = runtime.Progress(iterations + 1, "regularise points")
         stats: dict = {}
-        out = pts.regularize_tracks(
-            tracks, device=runtime.get_device(), k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations,
-            max_anchors=max_anchors, seed=seed, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats,
-        )
+        regularization = pts.PointRegularization(k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations, max_anchors=max_anchors, seed=seed, device=str(runtime.get_device()))
+        out = pts.regularize_tracks(tracks, regularization, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats)
         runtime.check_interrupted()
         maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
         runtime.check_interrupted()
         heat, scale = pts.correction_map(tracks, out)
         text = pts.regularization_report(tracks, out, stats) + f"\ncorrection heat map: blue = 0, red = {scale:.3g} scene units (99th percentile of the visible corrections)"
-        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text, heat)}
+        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text, regularization, heat)}
 
 
 NODE_CLASS_MAPPINGS = {"PointRegularizer": PointRegularizer}

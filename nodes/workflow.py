@@ -233,7 +233,10 @@ def _widget_values(nid, ntype: str, specs: list[InputSpec], values) -> dict:
         if not spec.is_widget:
             continue
         if i >= len(values):
-            break
+            # Saved before the node grew this widget (new ones go at the end): like the frontend, it keeps its default.
+            if "default" in spec.options:
+                out[spec.name] = spec.options["default"]
+            continue
         out[spec.name] = values[i]
         i += 1
         if spec.has_seed_control and i < len(values) and values[i] in SEED_CONTROL_VALUES:

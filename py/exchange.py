@@ -190,22 +190,6 @@ def gaussian_ply_columns(means, colors, opacities, scales, quats, *, sh_degree: 
     return {k: v.astype(np.float32) for k, v in cols.items()}
 
 
-def field_in_world(field: GaussianField, camera: CameraPath) -> GaussianField:
-    """The pseudo 4D field (each time step in the source camera's frame at that time) placed in the
-    world of ``camera`` (e.g. the solved source path): means and rotations by camera_to_world[t]."""
-    from .gaussians import _matrix_to_quat, _quat_multiply, _time_varying
-
-    if camera.num_frames < field.num_frames:
-        raise ValueError(f"camera: {camera.num_frames} frame(s) cannot place a field of {field.num_frames} time steps")
-    full = _time_varying(field, field.num_frames) if field.num_frames > 1 else field
-    c2w = camera.camera_to_world()[: field.num_frames].to(field.means.device, torch.float64)
-    means = (torch.einsum("tij,tnj->tni", c2w[:, :3, :3], full.means.double()) + c2w[:, None, :3, 3]).float()
-    turn = _matrix_to_quat(c2w[:, :3, :3]).to(field.means.dtype)
-    quats = full.quats if full.quats.dim() == 3 else full.quats[None].expand(field.num_frames, -1, -1)
-    quats = _quat_multiply(turn[:, None], quats)
-    return GaussianField(means, full.colors, full.opacities, full.scales, quats, pixels=field.pixels)
-
-
 def save_ply_sequence(
     field: GaussianField,
     folder,

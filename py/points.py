@@ -505,6 +505,36 @@ def regularize_points(
     return out.transpose(0, 1).to(xyz.dtype).contiguous()
 
 
+@dataclass(frozen=True)
+class PointRegularization:
+    """:func:`regularize_points` with its settings bound: ``regularization(xyz, visibility, ref_frame) -> xyz``.
+
+    What PointRegularizer hands on, so that every reference frame of a multi-reference field
+    (:func:`~vid4d.py.gaussians.lift_video`) is regularised with the same settings. The result is kept in
+    front of the camera (z ≥ a tenth of the nearest input depth), so it projects back to finite pixels.
+    ``device``: where the solver runs (``None``: where ``xyz`` is); the result comes back to ``xyz``'s device.
+    """
+
+    k: int = 8
+    rigidity: float = 1.0
+    smoothness: float = 1.0
+    iterations: int = 20
+    max_anchors: int = 12000
+    seed: int = 0
+    device: str | None = None
+
+    def __call__(self, xyz: torch.Tensor, visibility: torch.Tensor, ref_frame: int = 0, *, progress=None, cancel=None, info: dict | None = None) -> torch.Tensor:
+        device = xyz.device if self.device is None else torch.device(self.device)
+        after = regularize_points(
+            xyz.to(device), visibility.to(device), k=self.k, rigidity=self.rigidity, smoothness=self.smoothness,
+            iterations=self.iterations, ref_frame=ref_frame, max_anchors=self.max_anchors, seed=self.seed,
+            progress=progress, cancel=cancel, info=info,
+        ).to(xyz.device)
+        front = xyz[..., 2] > 0
+        z_min = float(xyz[..., 2][front].min()) * 0.1 if bool(front.any()) else 1e-6
+        return torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
+
+
 def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick):
     """The anchor problem on ``y [A, T, 3]``, ``v [A, T]``: returns X ``[A, T, 3]``, rotations
     ``[A, T, 3, 3]``, the data term's robust scale and the objective before/after."""
@@ -616,21 +646,19 @@ def _follow_anchors(y, vis, anchors, xa, rot, stiffness, data_scale, neighbours,
 
 
 # ---------------------------------------------------------------------------------------- on Tracks3D
-def regularize_tracks(tracks: Tracks3D, *, device=None, **options) -> Tracks3D:
-    """:func:`regularize_points` on dense tracks: their camera-space points, regularised (on ``device``),
-    kept in front of the camera (z ≥ a tenth of the nearest input depth) so they project back to finite
-    pixels, and re-projected with the tracks' intrinsics. Visibility and ``ref_frame`` are unchanged.
-
-    ``options``: the keyword arguments of :func:`regularize_points` (k, rigidity, smoothness, iterations, ...).
+def regularize_tracks(tracks: Tracks3D, regularization: "PointRegularization | None" = None, *, progress=None, cancel=None, info: dict | None = None, **settings) -> Tracks3D:
+    """:func:`regularize_points` on dense tracks: their camera-space points regularised with
+    ``regularization`` (or a :class:`PointRegularization` of ``settings``: k, rigidity, smoothness,
+    iterations, max_anchors, seed, device), kept in front of the camera, and re-projected with the tracks'
+    intrinsics. Visibility, ``ref_frame`` and ``depth_known`` are unchanged.
     """
+    if regularization is None:
+        regularization = PointRegularization(**settings)
+    elif settings:
+        raise ValueError(f"regularize_tracks: pass either a PointRegularization or its settings, got both ({', '.join(sorted(settings))})")
     t, h, w = tracks.num_frames, tracks.height, tracks.width
     before = tracks.xyz().reshape(t, -1, 3)
-    vis = tracks.visibility.reshape(t, -1)
-    dev = before.device if device is None else device
-    after = regularize_points(before.to(dev), vis.to(dev), ref_frame=tracks.ref_frame, **options).to(before.device)
-    ahead = before[..., 2] > 0
-    z_min = float(before[..., 2][ahead].min()) * 0.1 if bool(ahead.any()) else 1e-6
-    after = torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
+    after = regularization(before, tracks.visibility.reshape(t, -1), tracks.ref_frame, progress=progress, cancel=cancel, info=info)
     uv, depth = project_points(after, tracks.intrinsics)
     return Tracks3D.from_checked(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame, depth_known=tracks.depth_known)
 

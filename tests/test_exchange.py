@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from vid4d.py import exchange as ex
+from vid4d.py import gaussians as gs
 from vid4d.py.camera import CameraPath, camera_path
 from vid4d.py.depth import DepthVideo
 from vid4d.py.gaussians import GaussianField, lift_tracks
@@ -86,7 +87,7 @@ def test_drop_transparent_and_world_placement(tmp_path, scene):
     # The exact tracks lifted per frame live in each frame's camera; the exact camera puts every
     # static Gaussian in one place for all frames.
     field = lift_tracks(scene.tracks(0), scene.frames)
-    world = ex.field_in_world(field, scene.camera)
+    world = gs.place_in_world(field, scene.camera)
     static = ~scene.object_mask[0].reshape(-1) & (field.opacities > 0).all(0)
     spread = (world.means[:, static] - world.means[0:1, static]).norm(dim=-1).max()
     assert float(spread) < 1e-4

@@ -36,6 +36,7 @@ from .geometry import (
     scale_focal,
     slerp,
 )
+from .source import poses_from_matrices, rebased, rigid_inverse, relative_to_source, retarget_poses, scale_poses, smooth_poses
 
 EASINGS = ("linear", "ease_in_out")
 # The focus_depth widget's sentinel: resolved by the CameraPath node from the connected scene (its median depth);
@@ -48,6 +49,25 @@ COMMON_KEYWORDS = ("fov", "focal", "intrinsics", "focus_depth", "easing")
 
 def _check_elevation(name: str, value) -> float:
     return check_finite_number(name, value, low=-90.0, high=90.0)
+
+
+def _check_camera_path(name: str, value) -> CameraPath:
+    if isinstance(value, CameraPath):
+        return value
+    count = len(getattr(value, "paths", ()) or ())
+    got = f"a rig of {count} cameras" if count else type(value).__name__
+    raise ValueError(f"{name}: expected one camera path (VID4D_CAMERA_PATH, e.g. Estimate Camera's camera), got {got}")
+
+
+def _check_smoothing(name: str, value) -> float:
+    return check_finite_number(name, value, low=0.0, high=MAX_SMOOTHING)
+
+
+def _check_follow(name: str, value) -> float:
+    return check_finite_number(name, value, low=-10.0, high=10.0)
+
+
+MAX_SMOOTHING = 200.0  # frames (σ); the fit's window is ±3σ
 
 
 @dataclass(frozen=True)
@@ -84,11 +104,17 @@ REQUIRED = Computed("required")
 
 class Motion(NamedTuple):
     """A move relative to the source view, float64: camera-to-world ``rotation [T, 3, 3]``, ``centre [T, 3]``
-    (world = the source camera at frame 0) and ``focal_scale [T]`` (fx, fy and skew times it)."""
+    (world = the source camera at frame 0) and ``focal_scale [T]`` (fx, fy and skew times it).
+
+    ``source``: for a move in the world of a solved source camera (stabilize, transfer, ...), that
+    camera (the :class:`CameraPath` whose motion the pseudo field holds); the path is rendered as
+    W_t·S_t⁻¹ (:func:`~vid4d.py.camera.source.relative_to_source`). None: the move is relative to the
+    source camera at each time, as every other preset's."""
 
     rotation: torch.Tensor
     centre: torch.Tensor
     focal_scale: torch.Tensor
+    source: CameraPath | None = None
 
     @classmethod
     def still(cls, num_frames: int) -> "Motion":
@@ -174,6 +200,20 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("keyframes", "JSON", "[]",
           'JSON list of keys: [{"frame": 0, "position": [0,0,0], "look_at": [0,0,3]}, {"frame": 24, "position": [1,0,0.5], "look_at": [0,0,3], "fov": 50}]',
           dict(multiline=True)),
+    # Moves relative to the solved source path (py/camera/source.py): sockets, then their widgets.
+    Param("source_path", "CAMERA_PATH", None,
+          "the solved source camera (Estimate Camera's camera, frame 0 = identity): the camera motion the pseudo field holds",
+          check=_check_camera_path),
+    Param("reference_path", "CAMERA_PATH", None,
+          "a camera path whose move is used: transfer copies it (another video's solved camera); follow_source and stabilize add it on top "
+          "(any CameraPath, e.g. an orbit)", check=_check_camera_path),
+    Param("follow", "FLOAT", 1.0, "share of the source camera's move kept: 1 = as shot, 0 = locked off at frame 0, 0.5 = half",
+          dict(min=-10.0, max=10.0, step=0.05, round=0.001), check=_check_follow),
+    Param("smoothing", "FLOAT", 8.0, "frames: shake faster than this is removed (σ of a Gaussian-weighted local linear fit)",
+          dict(min=0.0, max=MAX_SMOOTHING, step=0.5, round=0.01), check=_check_smoothing, unit=" frames"),
+    Param("reference_depth", "FLOAT", 1.0,
+          "focus (or median) depth of reference_path's scene in its units (1 for a camera solved without depth); translation × focus_depth / reference_depth",
+          dict(min=0.001, max=1e4, step=0.01, round=0.001), check=check_positive),
 )}
 
 
@@ -363,6 +403,82 @@ def _keyframes(move: Move) -> Motion:
     return Motion(rot, centre, scale)
 
 
+# --- moves relative to the solved source path (the maths: py/camera/source.py) ---------------------
+
+
+def _source(move: Move, preset: str) -> tuple[CameraPath, torch.Tensor, torch.Tensor]:
+    """source_path relative to its frame 0 (a solved path already is): the path, and its float64
+    camera-to-world rotations and centres."""
+    path = move.params["source_path"]
+    if path is None:
+        raise ValueError(f"source_path: {preset} needs the solved source camera (connect Estimate Camera's camera), got none")
+    if path.num_frames != move.num_frames:
+        raise ValueError(f"source_path: expected the source camera of the {move.num_frames} frames this path renders, got {path.num_frames} frames")
+    m = rebased(path)
+    return CameraPath(path.intrinsics.detach().cpu(), m.float(), path.width, path.height), *poses_from_matrices(m)
+
+
+def _on_top(move: Move, rotation: torch.Tensor, centre: torch.Tensor, source: CameraPath) -> Motion:
+    """reference_path's move (if any; relative to its frame 0, resampled) performed from the world poses
+    (rotation, centre): W_t = M_t · B_t; the field holds ``source``."""
+    added = move.params.get("reference_path")
+    if added is None:
+        return Motion(rotation, centre, torch.ones(move.num_frames, dtype=POSE_DTYPE), source)
+    m_rot, m_centre, focal = retarget_poses(added, move.num_frames)
+    w2c = pose_matrices(m_rot, m_centre) @ pose_matrices(rotation, centre)
+    return Motion(*poses_from_matrices(w2c), focal, source)
+
+
+def _follow_source(move: Move) -> Motion:
+    source, rotation, centre = _source(move, "follow_source")
+    if move.params["follow"] == 1.0 and move.params.get("reference_path") is None:
+        return Motion.still(move.num_frames)  # exactly the source video back
+    return _on_top(move, *scale_poses(rotation, centre, move.params["follow"]), source)
+
+
+def _stabilize(move: Move) -> Motion:
+    source, rotation, centre = _source(move, "stabilize")
+    rotation, centre = smooth_poses(rotation, centre, move.params["smoothing"])
+    # Re-anchored to start at the source view (frame 0 = the original frame): W_t = smooth_t·smooth_0⁻¹.
+    w2c = pose_matrices(rotation, centre)
+    return _on_top(move, *poses_from_matrices(w2c @ rigid_inverse(w2c[:1]).expand_as(w2c)), source)
+
+
+def _transfer(move: Move) -> Motion:
+    reference = move.params["reference_path"]
+    if reference is None:
+        raise ValueError("reference_path: transfer needs the camera path whose move it copies (e.g. another video's Estimate Camera), got none")
+    source = None if move.params["source_path"] is None else _source(move, "transfer")[0]
+    rotation, centre, focal = retarget_poses(reference, move.num_frames, move.focus_depth / move.params["reference_depth"])
+    return Motion(rotation, centre, focal, source)
+
+
+_SOURCE_DETAILS = """Relative to the solved source path (follow_source, stabilize, transfer; py/camera/source.py). The
+pseudo field lives in the source camera's frame at each time: its time-t Gaussians are S_t·X, with
+S_t the solved source camera's world_to_camera (``source_path``, world = the source camera at frame
+0) and X the world point. So every other preset, rendered on it, is relative to the source camera at
+each time: on a hand-held clip it keeps the shake and the source move and adds its own, and its
+identity (e.g. orbit by 0) renders the source video back. These three presets make a world path W_t
+(world_to_camera) and render it as P_t = W_t·S_t⁻¹:
+    follow_source: W_t = M_t·S_t^a, a = ``follow``; S^a turns each camera by a times its rotation
+        angle (same axis) and moves its centre to a·C_t. a = 1 without M gives exactly the identity.
+    stabilize: W_t = M_t·Z_t·Z_0⁻¹, Z = smooth(S): a Gaussian-weighted local linear fit over ±3σ
+        frames (σ = ``smoothing``) of the centres and of the rotations in the tangent space at each
+        frame (constant-velocity moves are kept, also at the clip's ends; σ = 0 = as shot), moved
+        rigidly to start at the source view, so frame 0 is the original frame.
+    transfer: W_t = R'_t, the move of ``reference_path`` R relative to its own frame 0 (R_τ·R_0⁻¹),
+        sampled at τ = t·(T_R − 1)/(T − 1) (rotations along the geodesic, centres linearly), centres
+        × focus_depth / ``reference_depth``, focal × f_τ/f_0. Without source_path, S = identity: the
+        move is added to whatever the field holds (a still camera, a first_frame field).
+M_t: ``reference_path``'s move (follow_source, stabilize; optional), relative to its frame 0 and
+resampled the same way, performed from the camera at each time: any CameraPath, e.g. an orbit.
+``source_path`` is taken relative to its own frame 0 (a solved path already is), so frame 0 of every
+one of these paths is the source view.
+With ``cameras`` > 1 the rig is placed in the world: camera k renders W_t·O_k·S_t⁻¹. A field that
+holds no camera motion (a first_frame lift, an imported PLY) needs no source_path: render a world
+path W on it directly (transfer without source_path)."""
+
+
 # ---------------------------------------------------------------------------------------------------
 # The registry: one entry per preset, in the order of the node's menu
 # ---------------------------------------------------------------------------------------------------
@@ -391,6 +507,18 @@ CAMERA_PRESETS: dict[str, Preset] = {p.name: p for p in (
            "starts at the first key and passes through every key at its frame: positions on a Catmull-Rom spline, rotations "
            "slerped, focal linear (keys: frame or t, position, look_at / angles / quaternion, fov / focal)",
            details=_KEYFRAMES_DETAILS),
+    Preset("follow_source", {"source_path": REQUIRED, "follow": 1.0, "reference_path": Computed("none")}, _follow_source,
+           "the solved source camera S (source_path), which the pseudo field already holds, kept at follow × its move (1 = as shot: the "
+           "identity, the source video back; 0 = locked off at frame 0), with reference_path's move M (e.g. an orbit CameraPath) on top: "
+           "renders M_t·S_t^follow·S_t⁻¹", details=_SOURCE_DETAILS),
+    Preset("stabilize", {"source_path": REQUIRED, "smoothing": 8.0, "reference_path": Computed("none")}, _stabilize,
+           "the solved source camera S (source_path) with its shake removed: a Gaussian-weighted local linear fit over ±3·smoothing frames "
+           "of its centres and rotations (constant-speed moves kept; moved to start at the source view), reference_path's move M on top: "
+           "renders M_t·smooth(S)_t·S_t⁻¹"),
+    Preset("transfer", {"reference_path": REQUIRED, "reference_depth": 1.0, "source_path": Computed("none")}, _transfer,
+           "the move of reference_path R (another video's solved camera) on this clip: relative to its frame 0, resampled to num_frames, "
+           "translation × focus_depth / reference_depth, focal × f_t/f_0; with source_path S it replaces the source move (renders "
+           "R'_t·S_t⁻¹), without it is added to the field's"),
 )}
 PRESETS = tuple(CAMERA_PRESETS)  # the names, in menu order (the registry is the source)
 
@@ -421,6 +549,16 @@ def param_users(name: str) -> list[str]:
 
 
 def camera_path(preset: str, num_frames: int, width: int, height: int, **params) -> CameraPath:
+    return relative_to_source(*camera_move(preset, num_frames, width, height, **params))
+
+
+def camera_move(preset: str, num_frames: int, width: int, height: int, **params) -> tuple[CameraPath, CameraPath | None]:
+    """The preset's move and the solved source camera it is a world path for: ``(W, S)``.
+
+    :func:`camera_path` renders ``relative_to_source(W, S)`` (W_t·S_t⁻¹; S None for every preset
+    that is relative to the source camera at each time, then W is the path). A rig goes in between:
+    the CameraPath node renders camera k as W_t·O_k·S_t⁻¹. Parameters as :func:`camera_path`.
+    """
     entry = get_preset(preset)
     num_frames = check_positive_int("num_frames", num_frames, maximum=10000)
     width = check_positive_int("width", width, maximum=16384)
@@ -441,7 +579,8 @@ def camera_path(preset: str, num_frames: int, width: int, height: int, **params)
         check = PARAMS[name].check
         values[name] = check(name, value) if check is not None and value is not None else value
     motion = entry.motion(Move(num_frames, width, height, k0, focus_depth, easing, values))
-    return CameraPath(scale_focal(k0, motion.focal_scale).float(), pose_matrices(motion.rotation, motion.centre).float(), width, height)
+    path = CameraPath(scale_focal(k0, motion.focal_scale).float(), pose_matrices(motion.rotation, motion.centre).float(), width, height)
+    return path, motion.source
 
 
 _CAMERA_PATH_DOC = """A scheduled camera for GS-DiT: ``num_frames`` poses and intrinsics relative to the source view.
