@@ -18,6 +18,7 @@ from ..py.camera import CameraPath, CameraRig
 from ..py.checks import check_image, check_mask, trust, validation_scope
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
+from ..py.points import PointRegularization
 from ..py.render import RenderedVideo
 from ..py.spectral import MotionTexture, SpectralVolume
 from ..py.tracking import Tracks3D
@@ -31,6 +32,7 @@ SPECTRAL_VOLUME = "VID4D_SPECTRAL_VOLUME"
 DEPTH = "VID4D_DEPTH"
 MOTION_TEXTURE = "VID4D_MOTION_TEXTURE"
 RENDER = "VID4D_RENDER"
+REGULARIZER = "VID4D_POINT_REGULARIZER"
 # Model handles made by the *ModelLoader nodes (issue owners add their class to SOCKET_TYPES below).
 DEPTH_MODEL = "VID4D_DEPTH_MODEL"
 GSDIT_MODEL = "VID4D_GSDIT_MODEL"
@@ -45,6 +47,7 @@ SOCKET_TYPES: dict[str, type] = {
     DEPTH: DepthVideo,
     MOTION_TEXTURE: MotionTexture,
     RENDER: RenderedVideo,
+    REGULARIZER: PointRegularization,
     MOTION_MODEL: MotionPipeline,
     GSDIT_MODEL: GSDiTPipeline,
     DEPTH_MODEL: ChronoDepthPipeline,
@@ -316,6 +319,11 @@ def depth_input(depth=None, depth_image=None, encoding="disparity", near=1.0, fa
     else:
         return None
     t, h, w = value.depth.shape
+    known = value.depth > 0 if value.valid is None else value.valid & (value.depth > 0)
+    if not bool(known.any()):
+        raise ValueError(f"{name}: no pixel has a depth. A depth from motion is empty when the camera only turns (a tripod pan) or the scene "
+                         "is one plane: turn on Estimate Camera's fill_unknown (a plane at depth 1, right for a turning camera), or connect "
+                         "VideoDepth or Depth From Image")
     if frames is not None and t != frames:
         raise ValueError(f"{name} has {t} frame(s) but the video has {frames}; give one depth map per frame")
     if (height is not None and h != height) or (width is not None and w != width):

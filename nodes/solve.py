@@ -66,6 +66,9 @@ class Vid4DEstimateCamera:
         else:
             out_depth = sv.depth_from_tracks(tracks)
         notes = []
+        if not fill_unknown and not bool(((out_depth.depth > 0) if out_depth.valid is None else out_depth.valid & (out_depth.depth > 0)).any()):
+            notes.append(warn("Vid4DEstimateCamera", "no depth from motion (the camera only turns, or the scene is one plane): the depth output is empty; "
+                              "turn on fill_unknown for a plane at depth 1, or connect VideoDepth or Depth From Image to DenseTrack3D for 3D"))
         if fill_unknown:
             out_depth, share = fill_unknown_depth(out_depth)
             if share >= 0.999:

@@ -28,7 +28,7 @@ from vid4d.py import spectral as sp
 from vid4d.py.depth import DepthVideo, fill_unknown
 from vid4d.py.scene import sample_scene
 from vid4d.py.tracking import track_dense
-from conftest import ROOT
+from conftest import ROOT, texture
 
 NODES = vid4d.NODE_CLASS_MAPPINGS
 CAMERA = dict(fov=60.0, angle=30.0, zoom=1.5, elevation=0.0, easing="linear", cameras=1, rig_angle=30.0, keyframes="[]")
@@ -146,6 +146,30 @@ def test_estimate_camera_fill_unknown_keeps_the_moving_ball():
     assert bool((raw.depth[raw.valid] > 0).all()) and not bool(raw.valid.all())
     assert bool((depth.depth > 0).all()) and preview.shape == (8, 40, 64, 3)
     assert "filled from the surroundings" in filled["ui"]["vid4d_info"][0]
+
+
+def _tripod_pan(frames=6, width=64, height=48, px=3):
+    """A camera on a tripod panning: the picture slides ``px`` a frame and nothing shows parallax."""
+    wide = texture(height, width + px * frames)
+    return torch.stack([wide[:, px * t : px * t + width] for t in range(frames)])
+
+
+def test_a_tripod_pan_has_no_depth_from_motion_and_says_what_to_do(caplog):
+    """A camera that only turns gives no parallax: Estimate Camera warns that its depth is empty, and a node given
+    that depth refuses it naming the fixes (fill_unknown's plane at depth 1, or a depth model)."""
+    clip = _tripod_pan()
+    tracks = track_dense(clip, method="flow_chain")
+    node = NODES["Vid4DEstimateCamera"]()
+    with caplog.at_level(logging.WARNING, logger="vid4d"):
+        out = node.solve(tracks, 0.0, 1000, 5)
+    assert "no depth from motion" in out["ui"]["vid4d_info"][0] and "turn on fill_unknown" in out["ui"]["vid4d_info"][0]
+    assert any("no depth from motion" in r.getMessage() for r in caplog.records)
+    args = ("first_frame", 60.0, 0.3, 1, "drop", 0.1, "reference", "disparity", 1.0, 10.0)
+    with pytest.raises(ValueError, match=r"depth: no pixel has a depth.*fill_unknown.*VideoDepth or Depth From Image"):
+        NODES["LiftGaussians"]().lift(clip, *args, depth=out["result"][3])
+    filled = node.solve(tracks, 0.0, 1000, 5, fill_unknown=True)["result"][3]
+    field = NODES["LiftGaussians"]().lift(clip, *args, depth=filled)["result"][0]
+    assert field.median_depth(0) == pytest.approx(1.0)  # the plane a turning camera sees the same from every angle
 
 
 # ------------------------------------------------------------------------------------------- from_video motion
