@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -11,28 +12,34 @@ PACK_DIR = Path(__file__).resolve().parent
 DEMO_WORKFLOW = PACK_DIR / "workflows" / "vid4d_demo.json"
 
 
-def _printer(label: str, done: int, total: int) -> None:
-    end = "\n" if done >= total else "\r"
-    print(f"      {label}: {done}/{total}", end=end, flush=True)
-
-
 def _run(workflow: Path, out: Path, input_file=None, overrides=()) -> int:
     from . import NODE_CLASS_MAPPINGS
     from .nodes import runtime, workflow as wf
 
     out = out.resolve()
-    runtime.configure_headless(input_dir=Path.cwd(), output_dir=out, progress_printer=_printer)
+    # Node warnings go to ComfyUI's console through logging; here each node's report already prints them.
+    logging.getLogger("vid4d").addHandler(logging.NullHandler())
+    logging.getLogger("vid4d").propagate = False
+    progress = wf.ConsoleProgress()  # a tqdm bar in a terminal, a line per update in a log
+    runtime.configure_headless(input_dir=Path.cwd(), output_dir=out, progress_printer=progress)
     print(f"running {workflow} (device: {runtime.get_device()}, outputs in {out})")
     try:
-        result = wf.run_file(workflow, NODE_CLASS_MAPPINGS, input_file=input_file, overrides=list(overrides))
+        prompt, classes, skipped = wf.load_prompt(workflow, NODE_CLASS_MAPPINGS, input_file=input_file, overrides=list(overrides))
+        if skipped:
+            print(f"skipped {len(skipped)} node(s) that run only in ComfyUI ({', '.join(sorted(set(skipped.values())))}) and what depends on them; running the rest")
+        result = wf.execute(prompt, classes, log=progress.log)
     except (wf.WorkflowError, ValueError, FileNotFoundError) as exc:
+        progress.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, runtime.Interrupted):
+        progress.close()
         print("interrupted", file=sys.stderr)
         return 130
     total = sum(result.timings.values())
-    print(f"done in {total:.1f}s")
+    print(f"done in {wf.format_seconds(total)}; time per node:")
+    for line in wf.timing_table(prompt, result):
+        print(f"  {line}")
     for path in result.files():
         print(f"wrote {path}")
         sheet = path.with_name(path.stem + "_sheet.png")
@@ -93,8 +100,12 @@ def main(argv=None) -> int:
     if args.command == "nodes":
         from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-        for name, cls in sorted(NODE_CLASS_MAPPINGS.items()):
-            print(f"{name:24s} {NODE_DISPLAY_NAME_MAPPINGS.get(name, name):32s} {cls.CATEGORY}")
+        rows = [("node id", "display name", "category")] + [(name, NODE_DISPLAY_NAME_MAPPINGS.get(name, name), cls.CATEGORY) for name, cls in sorted(NODE_CLASS_MAPPINGS.items())]
+        widths = [max(len(r[i]) for r in rows) for i in range(2)]
+        for i, (name, display, cat) in enumerate(rows):
+            print(f"{name:<{widths[0]}}  {display:<{widths[1]}}  {cat}")
+            if i == 0:
+                print(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * len(cat)}")
         return 0
     return 1
 

@@ -22,8 +22,9 @@ PICKLE_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin")
 WEIGHT_EXTENSIONS = SAFE_EXTENSIONS + PICKLE_EXTENSIONS
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """A model file or folder is missing; the message names it, its folder and where to get it."""
+class ModelNotFoundError(FileNotFoundError, ValueError):
+    """A model file or folder is missing; the message names it, its folder and where to get it. Also a ValueError:
+    like every bad input, a missing model is the user's value (the node's name widget), reported the same way."""
 
 
 class CheckpointFormatError(ValueError):
@@ -433,3 +434,23 @@ def dequantize(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, 
             value = value.to(dtype)
         out[key] = value
     return out
+
+
+def check_state_matches(factory: Callable[[], torch.nn.Module], state: dict, path) -> None:
+    """Check a checkpoint against the module its own config describes *before* building it for real: ``factory()``
+    runs on the meta device (nothing allocated), so a config read from the file's metadata cannot ask for more memory
+    than the file holds. Every parameter must be in ``state`` with its shape, nothing else may be, and no float tensor
+    may hold NaN/inf (a model with NaN weights gives NaN frames). Raises :class:`CheckpointFormatError` naming them."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in factory().state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k} {list(state[k].shape)} (expected {list(expected[k])})" for k in sorted(set(expected) & set(state)) if tuple(state[k].shape) != expected[k]]
+    problems = ([f"missing {', '.join(missing[:5])}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")] if missing else []) + (
+        [f"unexpected {', '.join(unexpected[:5])}" + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else "")] if unexpected else []) + (
+        [f"wrong shape {'; '.join(shapes[:3])}" + (f" and {len(shapes) - 3} more" if len(shapes) > 3 else "")] if shapes else [])
+    if problems:
+        raise CheckpointFormatError(f"{path}: the weights do not match the model its config describes: {'; '.join(problems)}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointFormatError(f"{path}: the weights contain NaN/inf values ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); the file is damaged or the training diverged")

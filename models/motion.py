@@ -344,6 +344,7 @@ def _load_vid4d(path: Path, device, dtype) -> Vid4DMotionPipeline:
     state = dict(loading.load_state_dict(path))
     loading.require_keys(state, ["unet.conv_in.", "unet.class_embedding.", "spectral_scales"] + (["freq_attn.0."] if config.frequency_attention else []), path)
     scales = state.pop("spectral_scales").float()
+    loading.check_state_matches(lambda: MotionUNet(config), state, path)  # before anything the config asks for is allocated
     net = MotionUNet(config)
     _load_strict(net, state, path)
     if scales.shape != (config.num_freqs,) or float(scales.min()) <= 0:

@@ -193,6 +193,7 @@ def _load(path: Path, device: torch.device, dtype: torch.dtype) -> SynthesisMode
     config = SynthesisConfig.from_json(meta["config"], where=str(path))
     state = loading.load_state_dict(path)
     loading.require_keys(state, ["encoder.0.", "decoder.0.", "head."], path)
+    loading.check_state_matches(lambda: SynthesisNet(config), state, path)  # before anything the config asks for is allocated
     net = SynthesisNet(config)
     try:
         net.load_state_dict(state, strict=True)

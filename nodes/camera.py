@@ -10,12 +10,14 @@ reads the widget names from the node's definition (``/object_info``), so neither
 from __future__ import annotations
 
 import json
+import reprlib
 
 import torch
 
 from ..py import camera as cam
-from . import preview
-from .common import CAMERA_PATH, GAUSSIANS, camera_paths, category, expect, info
+from . import preview, runtime
+from ..py.checks import check_finite_number, check_positive_int
+from .common import CAMERA_PATH, GAUSSIANS, camera_paths, category, check_inputs, expect, info
 
 ROUTE = "/vid4d/camera_path"
 # Without a source camera connected, CameraPath's 0 sizes mean "the source's"; preview a typical clip.
@@ -25,6 +27,8 @@ FRAME_WIDGETS = {
     "width": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 1, "tooltip": "0 = the source camera's"}),
     "height": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 1, "tooltip": "0 = the source camera's"}),
 }
+AUTO_PARAMS = ("distance",)  # scene-scale preset parameters whose 0 means "the preset's default at the scene's scale"
+MAX_JSON_CHARS = 4_000_000  # a keyframes widget: 10000 keys of ~400 characters
 SOCKET_KINDS = {"CAMERA_PATH": CAMERA_PATH}  # parameter kinds that arrive on a socket rather than a widget
 _WIDGET_KINDS = {"FLOAT": "FLOAT", "INT": "INT", "JSON": "STRING"}
 
@@ -69,25 +73,31 @@ class CameraPath:
         return {"required": required, "optional": optional}
 
     def make(self, preset, num_frames, width, height, source_camera=None, gaussians=None, **params):
-        out, focus_depth = self.build(preset, num_frames, width, height, source_camera=source_camera, **params)
+        field = None if gaussians is None else expect(gaussians, GAUSSIANS, "gaussians")
+        scene_depth = None if field is None else field.median_depth(0)
+        out, focus_depth = self.build(preset, num_frames, width, height, source_camera=source_camera, scene_depth=scene_depth, **params)
         text = f"{preset}: {len(cam.as_path_list(out))} camera(s) x {out.num_frames} frames at {out.width}x{out.height}"
-        ui = {**info(text), "vid4d_path": [preview.path_payload(out, focus_depth=focus_depth, text=text)]}
+        lines = [text, focus_note(params.get("focus_depth", cam.PARAMS["focus_depth"].default), focus_depth, scene_depth, field is not None)]
+        ui = {**info(*lines), "vid4d_path": [preview.path_payload(out, focus_depth=focus_depth, text=text)]}
         points = None
-        if gaussians is not None:
-            points = preview.field_points(expect(gaussians, GAUSSIANS, "gaussians"), frame=0)
+        runtime.check_interrupted()
+        if field is not None:
+            points = preview.field_points(field, frame=0)
             ui["vid4d_points"] = [points]
         if source_camera is not None:
-            ui["vid4d_source"] = [preview.source_payload(camera_paths(source_camera, "source_camera")[0])]
-        image = cam.draw_camera_path(out, focus_depth=focus_depth, scene_points=preview.scene_points(points))[None]
+            ui["vid4d_source"] = [{**preview.source_payload(camera_paths(source_camera, "source_camera")[0]), "focus_depth": focus_depth}]
+        runtime.check_interrupted()
+        image = cam.draw_camera_path(out, focus_depth=focus_depth, scene_points=preview.scene_points(points), cancel=runtime.check_interrupted)[None]
         return {"ui": ui, "result": (out, image)}
 
     @staticmethod
-    def build(preset, num_frames, width, height, source_camera=None, **params):
+    def build(preset, num_frames, width, height, source_camera=None, scene_depth: float | None = None, **params):
         """The node's inputs → (CameraPath or CameraRig, focus_depth); also serves the browser preview.
 
         ``params`` are the registry parameters by name (a missing one takes its widget default). The
         values a connected input decides are resolved here, before :func:`camera_path` sees them:
-        0 sizes and the intrinsics come from ``source_camera``.
+        0 sizes and the intrinsics come from ``source_camera``; ``focus_depth`` 0 (auto) is ``scene_depth``,
+        the connected field's median depth (:meth:`GaussianField.median_depth`), or 3 without one.
         """
         unknown = sorted(set(params) - set(cam.PARAMS))
         if unknown:
@@ -107,15 +117,22 @@ class CameraPath:
         if intrinsics is not None:
             kwargs["intrinsics"] = intrinsics
             del kwargs["fov"]  # fov is the field of view "when no source camera is connected"
+        focus_depth = resolve_focus_depth(values["focus_depth"], scene_depth)
         for name in entry.params:
             value = values[name]
+            if name in AUTO_PARAMS and value == cam.presets.AUTO:
+                value = cam.presets.scaled_default(preset, name, focus_depth)  # 0 = auto: the default at the scene's scale
             if cam.PARAMS[name].kind == "JSON" and isinstance(value, str):
+                if len(value) > MAX_JSON_CHARS:
+                    raise ValueError(f"{name}: {len(value)} characters of JSON, more than the {MAX_JSON_CHARS} accepted (one key per frame at most)")
                 try:
                     value = json.loads(value)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{name}: not valid JSON ({exc})") from None
+                except RecursionError:
+                    raise ValueError(f"{name}: the JSON is nested too deeply; expected a list of keyframe objects") from None
             kwargs[name] = value
-        focus_depth = values["focus_depth"]
+        kwargs["focus_depth"] = focus_depth
         # A move in the world of a solved source camera (stabilize, transfer, ...) comes with that camera;
         # the rig goes in between, so every rig camera is placed in the world: W_t·O_k·S_t⁻¹.
         base, source = cam.camera_move(preset, num_frames, width, height, **kwargs)
@@ -126,6 +143,25 @@ class CameraPath:
             rig = cam.camera_rig(values["cameras"], num_frames, width, height, arc_angle=values["rig_angle"], focus_depth=focus_depth, base=base)
             return cam.CameraRig([place(cam.relative_to_source(path, source)) for path in rig]), focus_depth
         return place(cam.relative_to_source(base, source)), focus_depth
+
+
+def resolve_focus_depth(value: float, scene_depth: float | None) -> float:
+    """The focus_depth widget → the depth the moves use: a value > 0 as given; 0 (auto) the scene's median depth
+    when the field is connected, else the library default (3)."""
+    if value != cam.presets.AUTO:
+        return value
+    return scene_depth if scene_depth is not None and scene_depth > 0 else cam.presets.DEFAULT_FOCUS_DEPTH
+
+
+def focus_note(value: float, used: float, scene_depth: float | None, connected: bool) -> str:
+    """The info line that says where focus_depth came from."""
+    if value != cam.presets.AUTO:
+        extra = f"; the scene's median depth is {scene_depth:.3g}" if scene_depth is not None and not 0.5 < value / scene_depth < 2 else ""
+        return f"focus_depth {used:g}{extra}"
+    if scene_depth is not None:
+        return f"focus_depth auto = {used:.3g} (median depth of the gaussians)"
+    why = "the gaussians show nothing in front of the camera" if connected else "connect the gaussians input to follow the scene's scale"
+    return f"focus_depth auto = {used:g} (default: {why})"
 
 
 # ---------------------------------------------------------------------------------------- the preview route
@@ -147,43 +183,49 @@ def camera_path_request(body) -> tuple[int, dict]:
     if not isinstance(body, dict):
         return 400, {"error": f"expected a JSON object of CameraPath widget values, got {type(body).__name__}"}
     spec = CameraPath.INPUT_TYPES()["required"]
-    values = {}
+    unknown = sorted(set(body) - set(spec) - {"source"})
+    if unknown:
+        return 400, {"error": f"{unknown[0]!s:.40}: not a CameraPath widget; expected {', '.join(spec)} and optionally source"}
     try:
-        for name, kind in route_fields().items():
-            raw = body.get(name, spec[name][1].get("default"))
-            if kind is int:
-                values[name] = int(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) and float(raw).is_integer() else _bad(name, "an integer", raw)
-            elif kind is float:
-                values[name] = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else _bad(name, "a number", raw)
-            else:
-                values[name] = raw if isinstance(raw, str) else _bad(name, "a string", raw)
+        # The node's own check of every widget (menus, integers, finite numbers within min/max): the same as a run.
+        values = check_inputs(CameraPath, {name: body.get(name, spec[name][1].get("default")) for name in route_fields()})
         sockets = [name for name in cam.get_preset(values["preset"]).params if cam.PARAMS[name].kind in SOCKET_KINDS]
         if sockets:  # the browser posts widgets only; the node's last run shows the path
             raise ValueError(f"{values['preset']} reads {' and '.join(sockets)} from a socket: its path shows after a run")
         source, note = _source_camera(body.get("source"), values)
-        out, focus_depth = CameraPath.build(**values, source_camera=source)
+        # focus_depth auto: the depth the last run resolved (the browser keeps it with the source camera).
+        remembered = body["source"].get("focus_depth") if isinstance(body.get("source"), dict) else None
+        scene_depth = None if remembered is None else check_finite_number("source.focus_depth", remembered, low=1e-6)
+        if values["focus_depth"] == cam.presets.AUTO and scene_depth is None:
+            note += f" (focus_depth auto: shown at {cam.presets.DEFAULT_FOCUS_DEPTH:g} until a run with gaussians connected)"
+        out, focus_depth = CameraPath.build(**values, source_camera=source, scene_depth=scene_depth)
     except ValueError as exc:
         return 400, {"error": str(exc)}
+    except (TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:  # a malformed body must never be a 500
+        return 400, {"error": f"malformed request ({type(exc).__name__}: {exc!s:.200})"}
     count = len(cam.as_path_list(out))
     text = f"{values['preset']}: {count} camera(s) x {out.num_frames} frames at {out.width}x{out.height}{note}"
     return 200, preview.path_payload(out, focus_depth=focus_depth, text=text)
-
-
-def _bad(name: str, expected: str, got):
-    raise ValueError(f"{name}: expected {expected}, got {got!r}")
 
 
 def _source_camera(source, values: dict):
     """The source camera the browser remembered from the last run, or a stand-in when sizes are 0."""
     if source:
         if not isinstance(source, dict):
-            raise ValueError(f"source: expected {{num_frames, width, height, K}}, got {source!r:.80}")
+            raise ValueError(f"source: expected {{num_frames, width, height, K}}, got {reprlib.repr(source)}")
+        sizes = {}
+        for name, (_, opts) in FRAME_WIDGETS.items():
+            if name not in source:
+                raise ValueError(f"source.{name}: missing; expected {{num_frames, width, height, K}} as the last run sent it")
+            sizes[name] = check_positive_int(f"source.{name}", source[name], maximum=opts["max"])
         k5 = source.get("K")
         if not isinstance(k5, list) or len(k5) != 5:
-            raise ValueError(f"source.K: expected [fx, s, cx, fy, cy], got {k5!r:.80}")
-        fx, s, cx, fy, cy = (float(v) for v in k5)
+            raise ValueError(f"source.K: expected [fx, s, cx, fy, cy], got {reprlib.repr(k5)}")
+        fx, s, cx, fy, cy = (check_finite_number(f"source.K[{i}]", v) for i, v in enumerate(k5))
+        if fx <= 0 or fy <= 0:
+            raise ValueError(f"source.K: expected focal lengths fx, fy > 0, got {fx:g}, {fy:g}")
         k = torch.tensor([[fx, s, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-        return cam.CameraPath.static(k, int(source["num_frames"]), int(source["width"]), int(source["height"])), " (source camera of the last run)"
+        return cam.CameraPath.static(k, sizes["num_frames"], sizes["width"], sizes["height"]), " (source camera of the last run)"
     missing = [n for n in ("num_frames", "width", "height") if not values[n]]
     if not missing:
         return None, ""

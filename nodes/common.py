@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import logging
+import math
+import numbers
 import re
 from pathlib import Path
 
@@ -11,7 +15,7 @@ from ..models.gsdit import GSDiTPipeline
 from ..models.motion import MotionPipeline
 from ..models.synthesis import SynthesisModel
 from ..py.camera import CameraPath, CameraRig
-from ..py.checks import trust, validation_scope
+from ..py.checks import check_image, check_mask, trust, validation_scope
 from ..py.depth import DepthVideo
 from ..py.gaussians import GaussianField
 from ..py.points import PointRegularization
@@ -75,19 +79,145 @@ def expect(value, socket: str, input_name: str):
 def check_once(node_class: type) -> type:
     """Run the node's ``FUNCTION`` in a validation scope (``py.checks``): within one call each tensor is
     scanned for NaN/inf (and ranges) at most once, however many ``py/`` functions it passes through.
+    Every argument is first checked against the node's own ``INPUT_TYPES`` (:func:`check_inputs`), so no
+    node can forget a range, a menu or a NaN that arrives through a link or the API.
     ``nodes/__init__.py`` applies it to every registered node."""
     method = getattr(node_class, node_class.FUNCTION)
     if getattr(method, "vid4d_check_once", False):
         return node_class
+    signature = inspect.signature(method)
+    var_keyword = next((p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD), None)
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         with validation_scope():
-            return method(self, *args, **kwargs)
+            bound = signature.bind(self, *args, **kwargs)
+            named = {k: v for k, v in bound.arguments.items() if k not in ("self", var_keyword)}
+            extra = dict(bound.arguments.get(var_keyword) or {}) if var_keyword else {}
+            checked = check_inputs(node_class, {**named, **extra})
+            for name in named:
+                bound.arguments[name] = checked[name]
+            if var_keyword:
+                bound.arguments[var_keyword] = {k: checked[k] for k in extra}
+            return method(*bound.args, **bound.kwargs)
 
     run.vid4d_check_once = True
     setattr(node_class, node_class.FUNCTION, run)
     return node_class
+
+
+def _validated_elsewhere(node_class: type) -> set[str]:
+    """Inputs the node's ``VALIDATE_INPUTS`` takes: like ComfyUI's server, their menus and ranges are its own job
+    (file and model names, which the node resolves with its own error)."""
+    check = getattr(node_class, "VALIDATE_INPUTS", None)
+    if check is None:
+        return set()
+    try:
+        return set(inspect.signature(check).parameters) - {"cls", "input_types"}
+    except (TypeError, ValueError):
+        return set()
+
+
+def _number_range(opts: dict) -> str:
+    lo, hi = opts.get("min"), opts.get("max")
+    if lo is not None and hi is not None:
+        return f" in [{lo:g}, {hi:g}]"
+    if lo is not None:
+        return f" >= {lo:g}"
+    if hi is not None:
+        return f" <= {hi:g}"
+    return ""
+
+
+def check_inputs(node_class: type, values: dict) -> dict:
+    """The node's arguments checked against its own ``INPUT_TYPES``: a menu value must be one of its choices, an
+    INT an integer and a FLOAT a finite number within the widget's min/max, a BOOLEAN true/false, a STRING text,
+    an IMAGE ``[B, H, W, 3]`` and a MASK ``[B, H, W]`` float tensor without NaN/inf. ComfyUI's server checks
+    widget values typed in the editor, but not values that arrive through links (a primitive, another pack's INT)
+    or from a script's prompt, and a NaN passes its min/max comparisons; this is where every one of them enters.
+
+    Returns the values (integral floats given to an INT become ints, ints given to a FLOAT floats); raises
+    ValueError naming the input, what it expects and what came.
+    """
+    types = node_class.INPUT_TYPES()
+    skip = _validated_elsewhere(node_class)
+    out = dict(values)
+    for section in ("required", "optional"):
+        for name, spec in (types.get(section) or {}).items():
+            if values.get(name) is None:
+                continue
+            kind = spec[0]
+            if name in skip and (isinstance(kind, (list, tuple)) or kind == "COMBO"):
+                continue  # a file or model name: the node resolves it with its own error (folder, accepted forms)
+            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            out[name] = _check_input(name, kind, opts, values[name])
+    return out
+
+
+def _check_input(name: str, kind, opts: dict, value):
+    if isinstance(kind, (list, tuple)) or kind == "COMBO":
+        choices = list(kind) if isinstance(kind, (list, tuple)) else list(opts.get("options", []))
+        if choices and not any(value == c and type(value) is type(c) for c in choices):
+            shown = ", ".join(repr(c) for c in choices[:24]) + (", ..." if len(choices) > 24 else "")
+            raise ValueError(f"{name}: expected one of {shown}, got {value!r:.80}")
+        return value
+    if kind == "INT":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or int(value) != value:
+            raise ValueError(f"{name}: expected an integer{_number_range(opts)}, got {value!r:.80}")
+        value = int(value)
+    elif kind == "FLOAT":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{name}: expected a number{_number_range(opts)}, got {value!r:.80}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number{_number_range(opts)}, got {value}")
+    elif kind == "BOOLEAN":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: expected true or false, got {value!r:.80}")
+        return value
+    elif kind == "STRING":
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected text, got {type(value).__name__}")
+        return value
+    elif kind == "IMAGE":
+        return _check_image_input(name, value)
+    elif kind == "MASK":
+        return _check_mask_input(name, value)
+    elif kind in SOCKET_TYPES:
+        cls = SOCKET_TYPES[kind]
+        if not isinstance(value, (cls, CameraRig) if kind == CAMERA_PATH else cls):
+            raise ValueError(f"input '{name}': expected a {kind} ({cls.__name__}), got {type(value).__name__}; connect it to a Vid4D node that outputs {kind}")
+        return value
+    else:
+        return value
+    lo, hi = opts.get("min"), opts.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name}: expected {'an integer' if kind == 'INT' else 'a number'}{_number_range(opts)}, got {value:g}")
+    return value
+
+
+def _check_image_input(name: str, value):
+    """Shape, dtype, size and finiteness of an IMAGE (``py.checks.check_image``; the node's own call is then free)."""
+    check_image(name, value)
+    return value
+
+
+def _check_mask_input(name: str, value):
+    check_mask(name, value)
+    return value
+
+
+NO_DEPTH_HINT = (
+    "for 3D, connect a depth: VideoDepth (ChronoDepth weights), Depth From Image (a depth IMAGE from any depth pack), "
+    "or, for a moving camera, Estimate Camera's depth from motion (no weights)"
+)
+
+
+def warn(node: str, text: str) -> str:
+    """A warning for the console (ComfyUI's log, the headless runner's output) and the node's report; returns the
+    report line."""
+    logging.getLogger("vid4d").warning("%s: %s", node, text)
+    return f"warning: {text}"
 
 
 def info(*lines: str) -> dict:
@@ -183,16 +313,21 @@ def depth_input(depth=None, depth_image=None, encoding="disparity", near=1.0, fa
 
     if depth is not None:
         # Affine-invariant depth/disparity (e.g. VideoDepth's) is placed between near and far as its flag says.
-        value = expect(depth, DEPTH, "depth").as_depth(near, far)
+        value, name = expect(depth, DEPTH, "depth").as_depth(near, far), "depth"
     elif depth_image is not None:
-        value = depth_from_image(depth_image, encoding=encoding, near=near, far=far)
+        value, name = depth_from_image(depth_image, encoding=encoding, near=near, far=far), "depth_image"
     else:
         return None
     t, h, w = value.depth.shape
+    known = value.depth > 0 if value.valid is None else value.valid & (value.depth > 0)
+    if not bool(known.any()):
+        raise ValueError(f"{name}: no pixel has a depth. A depth from motion is empty when the camera only turns (a tripod pan) or the scene "
+                         "is one plane: turn on Estimate Camera's fill_unknown (a plane at depth 1, right for a turning camera), or connect "
+                         "VideoDepth or Depth From Image")
     if frames is not None and t != frames:
-        raise ValueError(f"depth has {t} frame(s) but the video has {frames}; give one depth map per frame")
+        raise ValueError(f"{name} has {t} frame(s) but the video has {frames}; give one depth map per frame")
     if (height is not None and h != height) or (width is not None and w != width):
-        raise ValueError(f"depth is {w}x{h} but the frames are {width}x{height}; resize them to the same size")
+        raise ValueError(f"{name} is {w}x{h} but the frames are {width}x{height}; resize them to the same size")
     return value
 
 

@@ -6,10 +6,10 @@ import torch
 
 from ..py import gaussians as gs
 from ..py.camera import EASINGS, CameraPath
-from ..py.checks import check_image, check_mask, check_vector
+from ..py.checks import check_image, check_mask, check_memory, check_vector
 from . import preview, runtime
 from ..py.depth import IMAGE_ENCODINGS
-from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, GAUSSIANS, REGULARIZER, TRACKS3D, camera_paths, category, depth_input, expect, info, source_intrinsics
+from .common import FAR_TOOLTIP, NEAR_TOOLTIP, NO_DEPTH_HINT, CAMERA_PATH, DEPTH, GAUSSIANS, REGULARIZER, TRACKS3D, camera_paths, category, depth_input, expect, info, source_intrinsics, warn
 
 SOURCES = ["auto", "tracks", "depth_video", "first_frame", "multi_reference"]
 # "auto" colours: per frame for multi_reference (its references are far apart in time), else the reference's.
@@ -69,6 +69,11 @@ class LiftGaussians:
             source = ("multi_reference" if has_depth and t > 1 else "tracks") if tracks is not None else "depth_video"
         if color_mode == "auto":
             color_mode = "per_frame" if source == "multi_reference" else "reference"
+        # multi_reference keeps at most 3 H W Gaussians (lift_video's budget) over its references
+        n = -(-h // stride) * -(-w // stride) * (3 if source == "multi_reference" else 1)
+        steps = 1 if source == "first_frame" else t
+        # means, colours, opacities, scales, quaternions per time step and their temporaries: ~80 bytes a Gaussian and frame
+        check_memory(f"LiftGaussians: {n} Gaussians x {steps} frames", 80.0 * n * steps, "raise stride, or use fewer or smaller frames")
         progress = runtime.Progress(2, "lift gaussians")
         options = gs.LiftOptions(kappa=kappa, stride=stride, edge_threshold=edge_threshold, edge_mode=edge_mode)
         note = ""
@@ -101,8 +106,10 @@ class LiftGaussians:
             note += f"\nplaced in the world of the connected camera ({source_camera.num_frames} poses)"
         kept = float((field.opacities > 0).float().mean())
         progress.update()
-        text = f"{source}: {field.num_gaussians} Gaussians x {field.num_frames} time step(s); {100 * kept:.1f}% with opacity > 0" + note
-        ui = {**info(text), "vid4d_points": [preview.field_points(field, frame=preview_frame)]}
+        lines = [f"{source}: {field.num_gaussians} Gaussians x {field.num_frames} time step(s); {100 * kept:.1f}% with opacity > 0" + note]
+        if source == "tracks" and not tracks.depth_known:
+            lines.append(warn("LiftGaussians", f"the tracks carry no depth (DenseTrack3D without depth): the field is a flat picture at depth 1; {NO_DEPTH_HINT}"))
+        ui = {**info(*lines), "vid4d_points": [preview.field_points(field, frame=preview_frame)]}
         return {"ui": ui, "result": (field, source_camera)}
 
     @staticmethod
@@ -195,6 +202,14 @@ class EditGaussians:
 
     def edit(self, gaussians, select, angle, axis, translate, scale, easing, freeze_frame, speed, num_frames, box_min, box_max, box_frame, mask=None, pivot=""):
         field = expect(gaussians, GAUSSIANS, "gaussians")
+        frames_out = num_frames if field.num_frames == 1 and num_frames else field.num_frames
+        # means, colours, opacities, scales and quaternions per time step, with the edit's copies: ~160 bytes a Gaussian and frame
+        check_memory(f"EditGaussians: {field.num_gaussians} Gaussians x {frames_out} frames", 160.0 * field.num_gaussians * frames_out, "lower num_frames, or lift with a larger stride")
+        if select == "box" and box_frame >= field.num_frames:
+            raise ValueError(f"box_frame {box_frame}: the field has {field.num_frames} time step(s) (0..{field.num_frames - 1})")
+        if freeze_frame >= frames_out:
+            raise ValueError(f"freeze_frame {freeze_frame}: the edit spans {frames_out} frame(s) (0..{frames_out - 1}, or -1 = off)")
+        runtime.check_interrupted()
         if select == "mask":
             if mask is None:
                 raise ValueError("select 'mask' needs the mask input: draw the object on the reference frame (e.g. with a mask editor or a segmentation node)")
@@ -215,6 +230,7 @@ class EditGaussians:
             freeze_frame=None if freeze_frame < 0 else freeze_frame,
             speed=speed,
         )
+        runtime.check_interrupted()
         text = f"edited {int(selection.sum())} of {field.num_gaussians} Gaussians over {edited.num_frames} frame(s)"
         return {"ui": info(text), "result": (edited,)}
 

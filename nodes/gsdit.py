@@ -6,7 +6,7 @@ import torch
 
 from ..models import gsdit as gs
 from ..models import loading
-from ..py.checks import check_image, check_mask, trust
+from ..py.checks import check_finite, check_image, check_mask, trust
 from ..py.video import resize_frames
 from . import runtime
 from .common import GSDIT_MODEL, RENDER, category, expect, info
@@ -163,6 +163,7 @@ class GSDiTSampler:
                 clip = resize_frames(clip, w, h, fit="stretch")
             out.append(clip)
         video = torch.cat(out)
+        check_finite(f"the video model {pipe.path.name}'s frames", video)  # NaN weights or an fp16 overflow must not pass as black frames
         method = "training-free SDEdit + latent blending (ours, not the paper's)" if mode == "training_free" else "GS-DiT channel conditioning"
         lengths = "x".join(str(c.shape[0]) for c in out) if len({c.shape[0] for c in out}) > 1 else f"{len(out)} x {out[0].shape[0]}"
         text = f"{pipe.path.name}: {method}; {len(out)} clip(s) ({lengths} frames) {video.shape[2]}x{video.shape[1]}; {pipe.stats.get('steps')} steps, guidance {guidance:g}, seed {seed}" + (f"\n{note}" if note else "")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..py import points as pts
-from ..py.checks import check_mask
+from ..py.checks import check_mask, check_memory
 from . import runtime
 from .common import REGULARIZER, TRACKS3D, category, expect, info
 
@@ -20,14 +20,15 @@ class PointRegularizer:
     )
     CATEGORY = category("tracking")
     FUNCTION = "regularize"
-    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING", REGULARIZER)
-    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report", "regularizer")
+    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING", REGULARIZER, "IMAGE")
+    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report", "regularizer", "correction")
     OUTPUT_TOOLTIPS = (
         "the regularised tracks (positions re-projected with the tracks' intrinsics; visibility unchanged)",
         "PointVid point map video: xyz in [-1, 1] as colours (r, g, b) = (xyz + 1) / 2, black where no point",
         "1 where the point map holds a point",
         "before/after summary: displacement applied, objective, rigidity error",
         "these settings, for LiftGaussians' multi_reference mode: it regularises every reference frame's tracks with them",
+        "where and how much the tracks were corrected, per frame on the reference pixel grid: a heat map of the 3D correction (blue = untouched, red = the 99th percentile; grey = not visible)",
     )
 
     @classmethod
@@ -38,8 +39,8 @@ class PointRegularizer:
                 "rigidity": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.05, "round": 0.001, "tooltip": "weight of local rigidity against the data term (0 = off; lower for cloth-like, strongly bending surfaces)"}),
                 "smoothness": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.05, "round": 0.001, "tooltip": "weight of temporal smoothness of the non-rigid part of the motion"}),
                 "k": ("INT", {"default": 8, "min": 1, "max": 64, "step": 1, "tooltip": "neighbours per point, found once in the reference frame"}),
-                "iterations": ("INT", {"default": 20, "min": 0, "max": 500, "step": 1, "tooltip": "solver iterations (0 = leave the tracks as they are)"}),
-                "max_anchors": ("INT", {"default": 12000, "min": 16, "max": 1_000_000, "step": 1, "tooltip": "points solved jointly; the rest follow their nearest anchors (memory and time grow with it)"}),
+                "iterations": ("INT", {"default": 10, "min": 0, "max": 500, "step": 1, "tooltip": "solver iterations (0 = leave the tracks as they are)"}),
+                "max_anchors": ("INT", {"default": 4000, "min": 16, "max": 1_000_000, "step": 1, "tooltip": "points solved jointly; the rest follow their nearest anchors (time grows with frames x anchors x k: 4000 finishes 16 frames of 256x160 in seconds, 12000 takes minutes)"}),
                 "num_points": ("INT", {"default": 20000, "min": 1, "max": 10_000_000, "step": 1, "tooltip": "point map: how many reference pixels to sample"}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1, "tooltip": "anchor and point-map sampling"}),
                 "foreground_bias": ("FLOAT", {"default": 4.0, "min": 1.0, "max": 1000.0, "step": 0.1, "round": 0.01, "tooltip": "point map: sampling density inside the foreground over outside"}),
@@ -56,13 +57,18 @@ class PointRegularizer:
         if mask is not None:
             m = check_mask("mask", mask, height=h, width=w)
             fg = m[min(tracks.ref_frame, m.shape[0] - 1)]
+        # the regularised tracks, the point map video and its mask next to the input: ~48 bytes a pixel and frame
+        check_memory(f"PointRegularizer: {tracks.num_frames} frames of {w}x{h}", 48.0 * tracks.num_frames * w * h, "track fewer or smaller frames")
         progress = runtime.Progress(iterations + 1, "regularise points")
         stats: dict = {}
         regularization = pts.PointRegularization(k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations, max_anchors=max_anchors, seed=seed, device=str(runtime.get_device()))
         out = pts.regularize_tracks(tracks, regularization, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats)
+        runtime.check_interrupted()
         maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
-        text = pts.regularization_report(tracks, out, stats)
-        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text, regularization)}
+        runtime.check_interrupted()
+        heat, scale = pts.correction_map(tracks, out)
+        text = pts.regularization_report(tracks, out, stats) + f"\ncorrection heat map: blue = 0, red = {scale:.3g} scene units (99th percentile of the visible corrections)"
+        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text, regularization, heat)}
 
 
 NODE_CLASS_MAPPINGS = {"PointRegularizer": PointRegularizer}

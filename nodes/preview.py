@@ -213,6 +213,8 @@ def _json_route(handler):
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
             return web.json_response({"error": "expected a JSON body"}, status=400)
+        except RecursionError:
+            return web.json_response({"error": "the JSON body is nested too deeply"}, status=400)
         status, data = handler(body)
         return web.json_response(data, status=status)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..py.checks import check_memory
 from ..py.render import BACKENDS, LAYOUTS, RenderResult, join_renders, render_gaussians
 from . import runtime
 from .common import CAMERA_PATH, DEPTH, GAUSSIANS, RENDER, camera_paths, category, expect, info
@@ -44,6 +45,10 @@ class RenderGaussians:
         device = runtime.get_device()
         field = field.to(device)
         total = sum(p.num_frames for p in paths)
+        # rgb, alpha, depth, holes, the overlay and the joined copies: about 48 bytes a pixel and frame
+        pixels = sum(p.num_frames * p.width * p.height for p in paths)
+        check_memory(f"RenderGaussians: {total} frames of {paths[0].width}x{paths[0].height}" + (f" ({len(paths)} cameras)" if len(paths) > 1 else ""), 48.0 * pixels,
+                     "lower the camera path's num_frames, width or height")
         progress = runtime.Progress(total, "render gaussians")
         results, used = [], set()
         for i, path in enumerate(paths):

@@ -154,20 +154,29 @@ def temp_directory() -> Path:
     return _headless["temp_dir"] or output_directory() / "temp"
 
 
-def resolve_input_file(name: str) -> Path:
-    """A user-given input: an absolute/relative path, or a name in the input folder (ComfyUI's
-    ``name [input]`` annotation is accepted)."""
-    if not name or not str(name).strip():
+def resolve_input_file(name: str, absolute: bool = True) -> Path:
+    """A user-given input: a name relative to the input folder (or to the output / temp folder with ComfyUI's
+    ``name [output]`` / ``name [temp]`` annotation; ``name [input]`` too), or, with ``absolute``, an absolute path
+    (the typed ``path`` widgets and the runner's ``--input``). A relative name never leaves its folder: ``..`` or a
+    link out is refused."""
+    if not isinstance(name, str) or not name.strip():
         raise ValueError("no input file given: choose a file from the input folder or type a path")
-    name = str(name).strip()
-    for suffix in (" [input]", " [output]", " [temp]"):
+    name = name.strip()
+    folder = input_directory
+    for suffix, annotated in ((" [input]", input_directory), (" [output]", output_directory), (" [temp]", temp_directory)):
         if name.endswith(suffix):
-            folder = {" [input]": input_directory, " [output]": output_directory, " [temp]": temp_directory}[suffix]()
-            return folder / name[: -len(suffix)]
+            name, folder = name[: -len(suffix)].strip(), annotated
+            break
     path = Path(name).expanduser()
-    if path.is_absolute() or path.exists():
+    if path.is_absolute():
+        if not absolute:
+            raise ValueError(f"{name!r}: expected a name in the input folder, not an absolute path (type absolute paths into the 'path' widget)")
         return path
-    return input_directory() / name
+    root = folder().resolve()
+    inside = (root / path).resolve()
+    if not inside.is_relative_to(root):
+        raise ValueError(f"{name!r}: leaves the {folder.__name__.replace('_directory', '')} folder ({root}); give a name inside it (or an absolute path in 'path')")
+    return inside
 
 
 def register_model_folders() -> None:

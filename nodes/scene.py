@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..py.checks import check_memory
 from ..py.scene import sample_scene
 from . import runtime
 from .common import CAMERA_PATH, DEPTH, TRACKS3D, category, info
@@ -40,6 +41,8 @@ class Vid4DSampleScene:
         }
 
     def make(self, num_frames, width, height, seed, fps):
+        # frames, depth, tracks (uv, depth, visibility), the depth preview and the mask: about 56 bytes a pixel and frame
+        check_memory(f"Sample Scene: {num_frames} frames of {width}x{height}", 56.0 * num_frames * width * height, "lower num_frames, width or height")
         progress = runtime.Progress(2, "sample scene")
         scene = sample_scene(num_frames=num_frames, width=width, height=height, seed=seed, fps=fps)
         progress.update()

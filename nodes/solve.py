@@ -9,7 +9,8 @@ import torch
 from ..py import solve as sv
 from ..py.camera import draw_camera_path
 from . import preview, runtime
-from .common import CAMERA_PATH, DEPTH, TRACKS3D, category, expect, info
+from ..py.depth import fill_unknown as fill_unknown_depth
+from .common import CAMERA_PATH, DEPTH, TRACKS3D, category, expect, info, warn
 
 
 class Vid4DEstimateCamera:
@@ -23,8 +24,8 @@ class Vid4DEstimateCamera:
     )
     CATEGORY = category("camera")
     FUNCTION = "solve"
-    RETURN_TYPES = (CAMERA_PATH, "MASK", "MASK", DEPTH, "IMAGE", "STRING")
-    RETURN_NAMES = ("camera", "static_mask", "moving_mask", "depth", "path_preview", "report")
+    RETURN_TYPES = (CAMERA_PATH, "MASK", "MASK", DEPTH, "IMAGE", "STRING", "IMAGE")
+    RETURN_NAMES = ("camera", "static_mask", "moving_mask", "depth", "path_preview", "report", "depth_preview")
     OUTPUT_TOOLTIPS = (
         "the solved source camera per frame (OpenCV axes, frame 0 = identity)",
         "1 on reference pixels of the static scene",
@@ -32,6 +33,7 @@ class Vid4DEstimateCamera:
         "without depth in the tracks: the depth from motion (relative, valid where triangulated); with depth: the depth input if connected, else the tracks' own depth per frame",
         "top and side view of the solved path with the static scene's points",
         "the solve's figures as JSON (mode, focal, inlier ratio, reprojection error, notes)",
+        "the depth output as a grey video, near = bright (as depth packs show it), unknown = black",
     )
 
     @classmethod
@@ -42,13 +44,16 @@ class Vid4DEstimateCamera:
                 "fov": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 179.0, "step": 0.1, "round": 0.01, "tooltip": "horizontal field of view in degrees if known (0 = estimate the focal length)"}),
                 "max_tracks": ("INT", {"default": 4000, "min": 64, "max": 100000, "step": 64, "tooltip": "tracks the robust fits and the bundle adjustment use (an even grid); the masks and errors use every pixel"}),
                 "iterations": ("INT", {"default": 30, "min": 1, "max": 1000, "step": 1, "tooltip": "Levenberg-Marquardt iterations per refinement round"}),
+                "fill_unknown": ("BOOLEAN", {"default": False, "tooltip": "depth from motion: give the pixels it could not triangulate (moving objects, "
+                                             "untextured areas) the depth of their surroundings, and a camera that only turns a plane at depth 1, so "
+                                             "LiftGaussians keeps them instead of leaving holes (off: unknown stays 0, as the exports want it)"}),
             },
             "optional": {
                 "depth": (DEPTH, {"tooltip": "optional: passed through as the depth output when the tracks carry depth"}),
             },
         }
 
-    def solve(self, tracks, fov, max_tracks, iterations, depth=None):
+    def solve(self, tracks, fov, max_tracks, iterations, depth=None, fill_unknown=False):
         tracks = expect(tracks, TRACKS3D, "tracks")
         progress = runtime.Progress(sv.PROGRESS_STEPS, "camera solve")
         result = sv.solve_camera(tracks, fov=float(fov) if fov and fov > 0 else None, max_tracks=max_tracks, iterations=iterations, progress=progress.callback())
@@ -60,15 +65,26 @@ class Vid4DEstimateCamera:
                 raise ValueError(f"depth is {list(out_depth.depth.shape)} but the tracks are [{tracks.num_frames}, {tracks.height}, {tracks.width}]")
         else:
             out_depth = sv.depth_from_tracks(tracks)
+        notes = []
+        if not fill_unknown and not bool(((out_depth.depth > 0) if out_depth.valid is None else out_depth.valid & (out_depth.depth > 0)).any()):
+            notes.append(warn("Vid4DEstimateCamera", "no depth from motion (the camera only turns, or the scene is one plane): the depth output is empty; "
+                              "turn on fill_unknown for a plane at depth 1, or connect VideoDepth or Depth From Image to DenseTrack3D for 3D"))
+        if fill_unknown:
+            out_depth, share = fill_unknown_depth(out_depth)
+            if share >= 0.999:
+                notes.append(warn("Vid4DEstimateCamera", "no depth from motion (the camera only turns, or the scene is one plane): the depth is a plane at 1; "
+                                  "connect VideoDepth or Depth From Image to DenseTrack3D for 3D"))
+            elif share > 0:
+                notes.append(f"depth: {100 * share:.1f}% unknown (moving objects, untriangulated areas) filled from the surroundings")
         static = result.static.float()[None]
         points = _static_points(tracks, result)
         image = draw_camera_path(result.path, scene_points=points)[None]
         report = json.dumps(result.report(), indent=1)
         text = result.summary()
-        ui = {**info(text), "vid4d_path": [preview.path_payload(result.path, text=text.splitlines()[0])]}
+        ui = {**info(text, *notes), "vid4d_path": [preview.path_payload(result.path, text=text.splitlines()[0])]}
         if points is not None:
             ui["vid4d_points"] = [preview.points_payload(points, text="static scene")]
-        return {"ui": ui, "result": (result.path, static, 1.0 - static, out_depth, image, report)}
+        return {"ui": ui, "result": (result.path, static, 1.0 - static, out_depth, image, report, out_depth.to_image())}
 
 
 def _static_points(tracks, result, limit: int = 20000) -> torch.Tensor | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..py import spectral as sp
-from ..py.checks import check_image, check_mask
+from ..py.checks import check_image, check_mask, check_finite, check_memory
 from . import runtime
-from .common import MOTION_MODEL, MOTION_TEXTURE, SPECTRAL_VOLUME, category, expect, info
+from .common import CAMERA_PATH, DEPTH, MOTION_MODEL, MOTION_TEXTURE, SPECTRAL_VOLUME, category, expect, info, warn
 
 MODES = ["procedural", "from_video", "model", "transfer"]
 DTYPES = ["float32", "float16", "bfloat16"]
@@ -28,7 +28,7 @@ class SpectralMotion:
     OUTPUT_TOOLTIPS = (
         "the spectral volume [K, H, W, 2] at the image size",
         "per-frame displacement of every image pixel (num_frames at fps), for SoftmaxSplat",
-        "one image per frequency (DC first): the amplitude of that harmonic, each normalised to its own peak",
+        "one image per frequency that moves (DC first): the amplitude of that harmonic, each normalised to its own peak; bands with no motion are left out (the report names the ones shown)",
         "the motion texture on the flow colour wheel (hue = direction, saturation = magnitude)",
     )
 
@@ -57,18 +57,26 @@ class SpectralMotion:
                 "mask": ("MASK", {"tooltip": "procedural: where the brush paints; other modes: motion only inside it"}),
                 "model": (MOTION_MODEL, {"tooltip": "model: a motion model from Motion Model Loader (Vid4D)"}),
                 "spectral_volume": (SPECTRAL_VOLUME, {"tooltip": "transfer: a spectral volume to apply to this image (resized, vectors rescaled)"}),
+                "camera": (CAMERA_PATH, {"tooltip": "from_video with remove_camera_motion: the video's solved camera (Estimate Camera) removes the camera's motion with parallax, where a homography fits only one plane; needs depth too"}),
+                "depth": (DEPTH, {"tooltip": "from_video with camera: the video's depth (Estimate Camera's depth from motion, or any depth video); frame 0 is used"}),
             },
         }
 
-    def run(self, image, mode, num_freqs, amplitude_scale, num_frames, fps, loop, direction, amplitude, freq_low, freq_high, coherence, seed, remove_camera_motion, steps, video=None, mask=None, model=None, spectral_volume=None):
+    def run(self, image, mode, num_freqs, amplitude_scale, num_frames, fps, loop, direction, amplitude, freq_low, freq_high, coherence, seed, remove_camera_motion, steps, video=None, mask=None, model=None, spectral_volume=None, camera=None, depth=None):
         still = check_image("image", image)[0]
         height, width = still.shape[:2]
+        # the motion texture, its flow-colour preview and magnitude (~24 bytes a pixel and frame), the volume and its bands
+        check_memory(f"SpectralMotion: a {num_frames}-frame motion texture of {width}x{height}", (24.0 * num_frames + 64.0 * num_freqs) * width * height,
+                     "lower num_frames, or animate a smaller image")
         region = None if mask is None else check_mask("mask", mask, height=height, width=width)[0]
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-        unused = [name for name, value, used in (("video", video, "from_video"), ("model", model, "model"), ("spectral_volume", spectral_volume, "transfer")) if value is not None and mode != used]
+        unused = [name for name, value, used in (("video", video, "from_video"), ("model", model, "model"), ("spectral_volume", spectral_volume, "transfer"),
+                                                 ("camera", camera, "from_video"), ("depth", depth, "from_video")) if value is not None and mode != used]
         lines = []
         if mode == "procedural":
+            if freq_high < freq_low:
+                raise ValueError(f"freq_high {freq_high:g} Hz is below freq_low {freq_low:g} Hz; expected freq_low <= freq_high")
             volume = sp.motion_brush(
                 region if region is not None else still.new_ones(height, width),
                 direction, amplitude, (freq_low, freq_high), coherence, seed, num_freqs=num_freqs, period=num_frames, fps=fps,
@@ -79,29 +87,40 @@ class SpectralMotion:
             if video is None:
                 raise ValueError("mode from_video needs the 'video' input: connect the video whose motion to measure")
             frames = check_image("video", video)
+            solved, depth0, valid0 = _solved_camera(camera, depth, frames, remove_camera_motion)
             progress = runtime.Progress(frames.shape[0], "spectral volume: tracking")
-            volume = sp.spectral_volume_from_video(frames, num_freqs, fps, remove_camera_motion=remove_camera_motion, progress=progress.callback())
-            lines.append(f"from_video: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}" + (", camera motion removed" if remove_camera_motion else ""))
+            volume = sp.spectral_volume_from_video(frames, num_freqs, fps, remove_camera_motion=remove_camera_motion, progress=progress.callback(), camera=solved, depth=depth0, valid=valid0)
+            removal = "by the solved camera" if solved is not None else "by a homography per frame"
+            lines.append(f"from_video: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}" + (f", camera motion removed {removal}" if remove_camera_motion else ""))
         elif mode == "model":
             if model is None:
                 raise ValueError("mode model needs the 'model' input: connect a Motion Model Loader (Vid4D)")
             pipe = expect(model, MOTION_MODEL, "model")
             progress = runtime.Progress(steps, "spectral volume: sampling")
             volume = pipe(still.to(pipe.device), num_steps=steps, seed=seed, progress=progress.callback())
+            check_finite(f"the motion model {pipe.name}'s spectral volume", volume.coeffs)  # NaN weights or an fp16 overflow
             lines.append(f"model {pipe.name} ({pipe.layout}): {steps} DDIM steps, seed {seed}, K = {pipe.num_freqs}")
         else:
             if spectral_volume is None:
                 raise ValueError("mode transfer needs the 'spectral_volume' input: connect a SpectralMotion output")
             volume = expect(spectral_volume, SPECTRAL_VOLUME, "spectral_volume")
             lines.append(f"transfer: a {volume.coeffs.shape[2]}x{volume.coeffs.shape[1]} volume applied to {width}x{height}")
-        volume = sp.transfer_volume(volume.to("cpu"), height, width, amplitude_scale, region)
         runtime.check_interrupted()
-        texture = sp.MotionTexture(sp.motion_texture(volume, num_frames, fps, loop=loop), fps=fps)
+        volume = sp.transfer_volume(volume.to("cpu"), height, width, amplitude_scale, region)
+        texture = sp.MotionTexture(sp.motion_texture(volume, num_frames, fps, loop=loop, cancel=runtime.check_interrupted), fps=fps)
+        runtime.check_interrupted()
         bands, peaks = sp.amplitude_bands(volume)
         preview = sp.flow_to_color(texture.displacement)
-        magnitude = texture.displacement.norm(dim=-1)
+        mean, peak, implausible = sp.motion_check(texture.displacement)
         lines.append(f"K = {volume.num_freqs}, period {volume.period} frames at {volume.fps:g} fps; texture {num_frames} frames at {fps:g} fps" + (" (looping)" if loop else ""))
-        lines.append(f"motion: max {float(magnitude.max()):.2f} px, mean {float(magnitude.mean()):.2f} px; peak per band (px): " + ", ".join(f"{float(p):.2f}" for p in peaks[:8]) + (" ..." if len(peaks) > 8 else ""))
+        lines.append(f"motion: max {peak:.2f} px, mean {mean:.2f} px; peak per band (px): " + ", ".join(f"{float(p):.2f}" for p in peaks[:8]) + (" ..." if len(peaks) > 8 else ""))
+        if implausible:
+            lines.append(warn("SpectralMotion", _implausible_motion(mode, mean, max(height, width), remove_camera_motion, camera is not None)))
+        moving = (peaks > 0).nonzero().flatten().tolist()
+        if len(moving) < len(peaks):
+            # An empty band is an all-black image: left out of the preview, named here.
+            lines.append(f"amplitude_bands: {len(moving)} of {len(peaks)} bands move" + (f" (shown: {_ranges(moving)})" if moving else " (none: one black image)"))
+            bands = bands[moving] if moving else bands[:1]
         if unused:
             lines.append(f"ignored in mode {mode}: {', '.join(unused)}")
         return {"ui": info(*lines), "result": (volume, texture, bands, preview)}
@@ -117,6 +136,49 @@ def _motion_file(name: str):
     if path is not None:
         problems.extend(check_files(path))
     return path, problems
+
+
+def _solved_camera(camera, depth, frames, remove: bool):
+    """(camera path, frame 0's depth [H, W], its valid mask) for solved-camera removal, or Nones (homography)."""
+    if camera is None:
+        if depth is not None and remove:
+            raise ValueError("depth: the solved-camera removal needs the camera input too (Estimate Camera's camera); without it a homography is used")
+        return None, None, None
+    path = expect(camera, CAMERA_PATH, "camera")
+    if not remove:
+        return None, None, None
+    if depth is None:
+        raise ValueError("camera: removing the solved camera's motion needs the depth input too (Estimate Camera's depth)")
+    video_depth = expect(depth, DEPTH, "depth")
+    t, h, w, _ = frames.shape
+    if tuple(video_depth.depth.shape[1:]) != (h, w):
+        raise ValueError(f"depth is {video_depth.depth.shape[2]}x{video_depth.depth.shape[1]} but the video is {w}x{h}")
+    valid = None if video_depth.valid is None else video_depth.valid[0]
+    return path, video_depth.depth[0], valid
+
+
+def _implausible_motion(mode: str, mean: float, size: int, removed: bool, solved: bool) -> str:
+    share = f"mean motion {mean:.1f} px is {100 * mean / size:.0f}% of the frame, more than the {100 * sp.PLAUSIBLE_MOTION:.0f}% an oscillation (leaves, water, cloth) moves: the animated image would tear"
+    if mode != "from_video":
+        return f"{share}; lower amplitude / amplitude_scale"
+    if not removed:
+        return f"{share}; if the camera moves, turn on remove_camera_motion"
+    if not solved:
+        return (f"{share} after removing a homography (one plane's motion); for a camera moving through a 3D scene connect Estimate Camera's "
+                "camera and depth (solved-camera removal); a subject that travels across the frame (walking, running) has no oscillation to transfer")
+    return f"{share} after removing the solved camera's motion: the subject itself travels (no oscillation to transfer); trim the clip or mask the motion"
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5]`` → ``"0-2, 5"``."""
+    parts, start = [], None
+    for i, v in enumerate(indices):
+        if start is None:
+            start = v
+        if i + 1 == len(indices) or indices[i + 1] != v + 1:
+            parts.append(f"{start}" if start == v else f"{start}-{v}")
+            start = None
+    return ", ".join(parts)
 
 
 class Vid4DMotionModelLoader:

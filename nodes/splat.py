@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..py import splat
-from ..py.checks import check_image
+from ..py.checks import check_finite, check_image, check_memory
 from . import runtime
 from ..py.depth import IMAGE_ENCODINGS
 from .common import DEPTH, MOTION_TEXTURE, SYNTHESIS_MODEL, category, depth_input, expect, info
@@ -67,6 +67,8 @@ class SoftmaxSplat:
             raise ValueError(f"motion_texture is {texture.width}x{texture.height} but the image is {w}x{h}; make the motion for this image's size (or resize the image)")
         if weight_mode not in WEIGHT_MODES:
             raise ValueError(f"weight_mode: expected one of {WEIGHT_MODES}, got {weight_mode!r}")
+        # the frames and the hole mask out, and a chunk's pyramid: ~20 bytes a pixel and frame
+        check_memory(f"SoftmaxSplat: {texture.num_frames} frames of {w}x{h}", 20.0 * texture.num_frames * w * h, "make a shorter motion texture (SpectralMotion num_frames) or animate a smaller image")
         device = runtime.get_device()
         weights = self._weights(weight_mode, texture, h, w, depth, depth_image, depth_encoding, weight_image)
         metric = None if weights is None or weight_strength <= 0 else (splat.WEIGHT_RANGE * float(weight_strength)) * _normalised(weights).to(device)
@@ -89,6 +91,8 @@ class SoftmaxSplat:
             progress=progress.callback(),
             cancel=runtime.check_interrupted,
         )
+        if model is not None:  # a learned network's output is outside data: NaN weights must not pass as black frames
+            check_finite(f"the synthesis model {model.name}'s frames", frames)
         renderer = f"synthesis model {model.name}" if model is not None else f"pixel space, {pyramid_levels} level(s){', pull-push fill' if fill_holes else ''}"
         text = (
             f"{texture.num_frames} frames {w}x{h} at {texture.fps:g} fps; weights: {weight_mode if metric is not None else 'none (average)'}; "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..models.loading import ModelNotFoundError
 from ..py import tracking as trk
-from ..py.checks import check_image
+from ..py.checks import check_image, check_memory
 from . import runtime
 from . import preview as preview3d
 from ..py.depth import IMAGE_ENCODINGS
-from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, TRACKS3D, category, depth_input, info, source_intrinsics
+from .common import FAR_TOOLTIP, NEAR_TOOLTIP, NO_DEPTH_HINT, CAMERA_PATH, DEPTH, TRACKS3D, category, depth_input, info, source_intrinsics, warn
 
 DOT_CHECKPOINT = "movi_f_raft_patch_4_alpha.pth"
 PRESETS = ["medium", "fast", "ultrafast"]
@@ -76,6 +76,8 @@ class DenseTrack3D:
     def track(self, frames, method, ref_frame, fov, flow_preset, reanchor_every, depth_smoothing, depth_encoding, near, far, weights, preview_grid, depth=None, depth_image=None, camera=None, preview_frame=0):
         frames = check_image("frames", frames)
         t, h, w, _ = frames.shape
+        # the tracks (uv, depth, visibility), the preview and the visibility MASK: ~40 bytes a pixel and frame
+        check_memory(f"DenseTrack3D: {t} frames of {w}x{h}", 40.0 * t * w * h, "load fewer or smaller frames (Load Video's max_frames, width, height)")
         video_depth = depth_input(depth, depth_image, depth_encoding, near, far, frames=t, height=h, width=w)
         intrinsics = source_intrinsics(w, h, fov, camera=camera)
         refiner = None
@@ -105,9 +107,11 @@ class DenseTrack3D:
         )
         preview = trk.draw_tracks(frames, tracks, grid_step=preview_grid)
         visible = tracks.visible().float()
-        depth_note = "depth sampled at the tracks" if video_depth is not None else "no depth: tracks on the plane z = 1"
-        text = f"method {used}: {t} frames {w}x{h}, reference frame {ref_frame}; visible {100 * float(visible.mean()):.1f}%; {depth_note}"
-        ui = {**info(text), "vid4d_tracks": [preview3d.tracks_payload(tracks, frames, frame=preview_frame)]}
+        depth_note = "depth sampled at the tracks" if video_depth is not None else "no depth"
+        lines = [f"method {used}: {t} frames {w}x{h}, reference frame {ref_frame}; visible {100 * float(visible.mean()):.1f}%; {depth_note}"]
+        if video_depth is None:
+            lines.append(warn("DenseTrack3D", f"no depth connected: the tracks lie on the plane z = 1 (right for Estimate Camera, which triangulates the depth from motion; lifted as they are they are a flat picture); {NO_DEPTH_HINT}"))
+        ui = {**info(*lines), "vid4d_tracks": [preview3d.tracks_payload(tracks, frames, frame=preview_frame)]}
         return {"ui": ui, "result": (tracks, preview, visible)}
 
 

@@ -12,18 +12,46 @@ from .common import category, info, output_path, preview_entry
 
 FITS = ["crop", "pad", "stretch"]
 FORMATS = ["mp4", "webm", "webp", "gif"]
+# The loader's built-in clip: the procedural sample scene (py/scene.py), so every shipped workflow runs with no file;
+# choose your video in the list, upload one, or give --input to the headless runner instead.
+SAMPLE = "(sample scene)"
+SAMPLE_FRAMES, SAMPLE_WIDTH, SAMPLE_HEIGHT, SAMPLE_FPS = 24, 256, 160, 12.0
 
 
 def _input_videos() -> list[str]:
     folder = runtime.input_directory()
     if not folder.is_dir():
-        return []
+        return [SAMPLE]
     exts = vio.VIDEO_EXTENSIONS + vio.ANIMATED_EXTENSIONS
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)
+    return [SAMPLE, *sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)]
 
 
-def _source(video: str, path: str | None) -> Path:
-    return runtime.resolve_input_file(path if path and path.strip() else video)
+def _source(video: str, path: str | None) -> Path | None:
+    """The file or folder to read (None = the sample scene). ``video`` is a name in the input folder; ``path`` may
+    also be absolute (a typed path, the runner's --input) but a relative one stays inside the input folder."""
+    if isinstance(path, str) and path.strip():
+        return runtime.resolve_input_file(path)
+    if video == SAMPLE:
+        return None
+    return runtime.resolve_input_file(video, absolute=False)
+
+
+def _sample_clip(start: int, stride: int, max_frames: int, width: int, height: int, fit: str, multiple_of: int) -> vio.VideoClip:
+    """The sample scene as a clip of ``max_frames`` frames (SAMPLE_FRAMES when 0) at 12 fps / stride, its whole motion
+    spread over them (the scene is parametrised by the clip's phase), rendered straight at the requested size (no
+    resampling; 256x160 when width and height are 0)."""
+    from ..py.scene import sample_scene
+
+    count = max_frames or SAMPLE_FRAMES
+    total = start + stride * (count - 1) + 1
+    if total > 1000:
+        raise ValueError(f"the sample scene renders at most 1000 frames; start_frame + frame_stride x max_frames asks for {total}")
+    w, h = vio.target_size(SAMPLE_WIDTH, SAMPLE_HEIGHT, width, height, fit, multiple_of)
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise ValueError(f"the sample scene renders 16..4096 pixels a side; {w}x{h} asked for")
+    scene = sample_scene(total, w, h, seed=0, fps=SAMPLE_FPS)
+    frames = scene.frames[start::stride][:count]
+    return vio.VideoClip(frames=frames, fps=SAMPLE_FPS / stride, source_width=SAMPLE_WIDTH, source_height=SAMPLE_HEIGHT, source_frames=total)
 
 
 class Vid4DLoadVideo:
@@ -41,7 +69,7 @@ class Vid4DLoadVideo:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "video": (_input_videos(), {"video_upload": True, "tooltip": "a video in ComfyUI's input folder (upload one with the button)"}),
+                "video": (_input_videos(), {"video_upload": True, "tooltip": f"a video in ComfyUI's input folder (upload one with the button); {SAMPLE} is the built-in procedural clip (24 frames or max_frames, 256x160 or the size asked, 12 fps), so a workflow runs before you pick a file"}),
                 "start_frame": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "step": 1, "tooltip": "index of the first frame taken"}),
                 "frame_stride": ("INT", {"default": 1, "min": 1, "max": 1000, "step": 1, "tooltip": "take every n-th frame"}),
                 "max_frames": ("INT", {"default": 0, "min": 0, "max": 100_000, "step": 1, "tooltip": "cap on the number of frames (0 = all)"}),
@@ -66,13 +94,18 @@ class Vid4DLoadVideo:
             source = _source(video, path)
         except ValueError as exc:
             return str(exc)
-        if not source.exists():
+        if source is not None and not source.exists():
             return f"video not found: {source}"
         return True
 
     @classmethod
     def IS_CHANGED(cls, video, path=None, **_):
-        source = _source(video, path)
+        try:
+            source = _source(video, path)
+        except ValueError:
+            return ""
+        if source is None:
+            return SAMPLE
         if not source.exists():
             return ""
         h = hashlib.sha256(str(source).encode())
@@ -83,6 +116,14 @@ class Vid4DLoadVideo:
 
     def load(self, video, start_frame, frame_stride, max_frames, width, height, fit, multiple_of, path="", folder_fps=8.0):
         source = _source(video, path)
+        if source is None:
+            clip = _sample_clip(start_frame, frame_stride, max_frames, width, height, fit, multiple_of)
+            t, h, w, _ = clip.frames.shape
+            text = f"{t} frames {w}x{h} @ {clip.fps:.3f} fps of the built-in sample scene (choose or upload a video to use your own)"
+            return {"ui": info(text), "result": (clip.frames, float(clip.fps), int(t))}
+        if not source.exists():
+            which = "path" if isinstance(path, str) and path.strip() else "video"
+            raise ValueError(f"{which}: {source} does not exist; choose a video in the input folder ({runtime.input_directory()}), upload one, or give an existing file or folder")
         estimate = vio.probe_video(source) if source.is_file() else None
         total = estimate["num_frames"] if estimate and estimate.get("num_frames") else 0
         expected = max((total - start_frame + frame_stride - 1) // frame_stride, 1) if total else 1

@@ -489,8 +489,87 @@ def execute(
             for text in ui.get("vid4d_info", []):
                 for line in str(text).splitlines():
                     log(f"      {line}")
+        log(f"      {node['class_type']} took {format_seconds(run.timings[nid])}")
         runtime.check_interrupted()
     return run
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.42 s``, ``12.3 s``, ``2 min 05 s``."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+
+def timing_table(prompt: dict, result: "RunResult") -> list[str]:
+    """One aligned line per node that ran, in run order: id, type, seconds, share of the total."""
+    total = sum(result.timings.values()) or 1.0
+    rows = [(f"[{nid}]", prompt[nid]["class_type"], format_seconds(t), f"{100 * t / total:.0f}%") for nid, t in result.timings.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)] if rows else []
+    return [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}" for a, b, c, d in rows]
+
+
+class ConsoleProgress:
+    """The headless runner's progress printer (``runtime.configure_headless(progress_printer=...)``): a tqdm bar with
+    rate and ETA per long loop in a terminal; in a log (not a TTY) one line per update — throttled to one a second
+    and the last — with the same figures, so a log never holds one endless ``\r`` line. ``log(text)`` prints
+    around a live bar."""
+
+    def __init__(self, stream=None, live: bool | None = None, min_interval: float = 1.0):
+        import sys
+
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.min_interval = min_interval
+        self.bar = None
+        self.key = None
+        self.done = 0
+        self.started = 0.0
+        self.last_line = 0.0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if total <= 1:  # a one-step "loop" says nothing a bar would
+            return
+        now = time.monotonic()
+        if self.key != (label, total) or done < self.done:  # a new loop
+            self.close()
+            self.key, self.started, self.last_line = (label, total), now, 0.0
+            if self.live:
+                import shutil
+
+                columns = shutil.get_terminal_size((100, 20)).columns or 100  # 0 in some pseudo-terminals
+                self.bar = tqdm(total=total, desc=f"      {label}", file=self.stream, ncols=min(columns, 120), leave=True, mininterval=0.2)
+        self.done = done
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.close()
+            return
+        if done < total and now - self.last_line < self.min_interval:
+            return
+        self.last_line = now
+        meter = tqdm.format_meter(done, total, now - self.started, prefix=f"      {label}", bar_format="{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) [{elapsed}<{remaining}, {rate_fmt}]")
+        print(meter, file=self.stream, flush=True)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.key, self.done = None, 0
+
+    def log(self, text: str) -> None:
+        if self.bar is not None:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=self.stream)
+        else:
+            print(text, flush=True)
 
 
 def run_file(

@@ -33,6 +33,7 @@ import contextvars
 import copy
 import dataclasses
 import math
+import os
 import weakref
 from typing import Callable, Sequence
 
@@ -246,6 +247,39 @@ def check_range(name: str, value, low: float | None = None, high: float | None =
         raise TypeError("check_range: a callable value needs the source tensor it reads")
     scan(value if source is None else source, f"range({low}, {high})", problem)
     return value
+
+
+def memory_limit() -> int:
+    """Bytes one node may plan to allocate: ``VID4D_MEMORY_LIMIT_GB`` when set, else this machine's physical memory
+    (psutil, else ``os.sysconf``; 64 GiB when neither can tell)."""
+    env = os.environ.get("VID4D_MEMORY_LIMIT_GB", "").strip()
+    if env:
+        try:
+            return max(1, int(float(env) * (1 << 30)))
+        except ValueError:
+            raise ValueError(f"VID4D_MEMORY_LIMIT_GB: expected a number of GiB, got {env!r}") from None
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # noqa: BLE001 - not installed, or no answer on this platform
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 64 << 30
+
+
+def gib(nbytes: float) -> str:
+    return f"{nbytes / (1 << 30):.1f} GiB" if nbytes >= 1 << 30 else f"{nbytes / (1 << 20):.0f} MiB"
+
+
+def check_memory(what: str, nbytes: float, hint: str = "") -> None:
+    """Refuse a plan before allocating: ``what`` (e.g. ``"render: 10000 frames of 2048x2048"``) needs about ``nbytes``;
+    more than :func:`memory_limit` is a ValueError with the estimate, the limit and ``hint`` (what to lower)."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise ValueError(f"{what} need about {gib(nbytes)}, more than the {gib(limit)} of memory here (set VID4D_MEMORY_LIMIT_GB to change the limit)" + (f"; {hint}" if hint else ""))
 
 
 def check_positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:

@@ -206,3 +206,28 @@ def align_scale_shift(values: torch.Tensor, window: int = 16, overlap: int = 4) 
         scale, shift = torch.linalg.lstsq(design, y[:, None]).solution[:, 0]
         out[start : start + window] = values[start : start + window] * scale + shift
     return out
+
+
+def fill_unknown(video: DepthVideo, default: float = 1.0) -> tuple[DepthVideo, float]:
+    """Every pixel without depth (``valid`` False, or depth <= 0) filled from the known depth around it: a pull-push
+    per frame (the weighted average of the nearest known pixels, smooth, no streaks), so a moving object the camera
+    solve could not triangulate sits at the depth of its surroundings instead of being left out. A frame with no known
+    pixel takes the video's median known depth, a video with none at all ``default`` (a plane). Returns the filled
+    video (``valid`` None: every pixel has a value now) and the filled fraction of the pixels.
+    """
+    from .splat import fill_holes
+
+    if not isinstance(video, DepthVideo):
+        raise ValueError(f"video: expected a DepthVideo, got {type(video).__name__}")
+    depth = video.depth.float()
+    known = depth > 0 if video.valid is None else video.valid & (depth > 0)
+    unknown = ~known
+    share = float(unknown.float().mean())
+    if share == 0.0:
+        return video, 0.0
+    fill = float(depth[known].median()) if bool(known.any()) else float(default)
+    filled = fill_holes(torch.where(known, depth, torch.zeros_like(depth))[:, None], unknown[:, None])[:, 0]
+    empty = ~known.flatten(1).any(1)
+    filled[empty] = fill
+    out = DepthVideo.from_checked(filled.clamp_min(1e-6), kind=video.kind, valid=None, encoding=video.encoding)
+    return out, share

@@ -65,6 +65,14 @@ class GaussianField(TensorData):
     def num_gaussians(self) -> int:
         return int(self.means.shape[1])
 
+    def median_depth(self, t: int = 0) -> float | None:
+        """Median camera z of the visible Gaussians (opacity > 0, z > 0) at time ``t`` in the source camera's frame:
+        the scene's scale (CameraPath's ``focus_depth`` auto). None when nothing is in front of the camera."""
+        at = self.at(t)
+        z = at["means"][:, 2]
+        z = z[(at["opacities"] > 0) & (z > 0)]
+        return float(z.median()) if z.numel() else None
+
     def spans(self) -> torch.Tensor:
         """``[N, 2]`` int64 first and last time step at which each Gaussian has opacity > 0 (−1, −1 if never).
 

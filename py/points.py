@@ -689,3 +689,25 @@ def regularization_report(before: Tracks3D, after: Tracks3D, stats: dict | None 
         ra = float(rigidity_loss(a, pairs, vis, rest=rest)) ** 0.5
         lines.append(f"rigidity error (rms neighbour-distance change): {rb:.4g} -> {ra:.4g}")
     return "\n".join(lines)
+
+
+def correction_map(before: Tracks3D, after: Tracks3D, scale: float | None = None) -> tuple[torch.Tensor, float]:
+    """What the regulariser changed, as a video a user can see: ``[T, H, W, 3]`` turbo heat map of every reference
+    pixel's 3D correction ‖after − before‖ in frame t, laid out on the reference pixel grid (like the visibility MASK).
+    Blue = untouched, red = ``scale`` or more (default: the 99th percentile of the visible corrections, so a few large
+    ones do not wash the map out); pixels not visible in frame t are dark grey. Returns the map and the scale."""
+    from .depth import colorize
+
+    if (before.num_frames, before.height, before.width) != (after.num_frames, after.height, after.width):
+        raise ValueError(f"after: {after.num_frames} frames of {after.width}x{after.height}, expected the {before.num_frames} frames of {before.width}x{before.height} of before")
+    t, h, w = before.num_frames, before.height, before.width
+    moved = (after.xyz() - before.xyz()).norm(dim=-1).reshape(t, h, w)
+    seen = before.visible().reshape(t, h, w)
+    if scale is None:
+        values = moved[seen]
+        if values.numel() > 1_000_000:  # quantile's input limit; an even subsample is as good for a colour scale
+            values = values[torch.linspace(0, values.numel() - 1, 1_000_000).long()]
+        scale = float(values.quantile(0.99)) if values.numel() else 0.0
+    image = colorize(moved / max(scale, 1e-12))
+    image[~seen] = 0.15
+    return image, scale

@@ -121,7 +121,7 @@ def frame_times(volume: SpectralVolume, num_frames: int, fps: float | None = Non
     return j * (volume.period / num_frames) if loop else j * (volume.fps / out_fps)
 
 
-def motion_texture(volume, num_frames: int, fps: float | None = None, *, loop: bool = False, period: int | None = None, times: torch.Tensor | None = None, chunk: int = 16) -> torch.Tensor:
+def motion_texture(volume, num_frames: int, fps: float | None = None, *, loop: bool = False, period: int | None = None, times: torch.Tensor | None = None, chunk: int = 16, cancel=None) -> torch.Tensor:
     """Evaluate a spectral volume's truncated Fourier series: the motion texture ``[N, H, W, 2]``.
 
     F_t = (1/T) · Re[S₀ + Σ_{k≥1} w_k S_k e^{i2πkt/T}], w_k = 2 (1 for the Nyquist bin k = T/2 of an
@@ -136,6 +136,7 @@ def motion_texture(volume, num_frames: int, fps: float | None = None, *, loop: b
         loop: see :func:`frame_times`.
         times: explicit ``[N]`` times in source frames (overrides num_frames/fps/loop spacing).
         chunk: frames evaluated at once (memory O(chunk · H · W)).
+        cancel: ``cancel()`` before every chunk; may raise to stop.
 
     Returns:
         ``[N, H, W, 2]`` float32 displacement in pixels.
@@ -159,6 +160,8 @@ def motion_texture(volume, num_frames: int, fps: float | None = None, *, loop: b
     re, im = coeffs.real.float(), coeffs.imag.float()
     out = torch.empty(times.shape[0], height * width * 2, device=coeffs.device)
     for start in range(0, times.shape[0], chunk):
+        if cancel is not None:
+            cancel()
         t = times[start : start + chunk]
         # k·t reduced mod T before the cosine keeps the phase exact for long or fractional times.
         phase = 2 * math.pi * torch.remainder(t[:, None] * k[None, :], T) / T
@@ -297,12 +300,71 @@ def remove_global_motion(displacement: torch.Tensor, visible: torch.Tensor | Non
     return out
 
 
-def spectral_volume_from_video(frames: torch.Tensor, num_freqs: int = 16, fps: float = 30.0, *, remove_camera_motion: bool = False, preset: str = "medium", progress=None) -> SpectralVolume:
-    """:func:`spectral_volume` of :func:`displacement_from_video` (period = the number of frames)."""
+def remove_camera_flow(displacement: torch.Tensor, camera, depth: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Subtract the motion a solved camera gives every pixel of frame 0: the pixel unprojected at its depth in frame 0
+    and reprojected through frame t's camera (exact for a static 3D scene, parallax included, where a homography
+    fits one plane). ``[T, H, W, 2]`` → ``[T, H, W, 2]``.
+
+    Args:
+        displacement: ``[T, H, W, 2]`` of frame 0's pixels (:func:`displacement_from_video`).
+        camera: the source :class:`~py.camera.CameraPath` of the clip (Estimate Camera), ``T`` frames at W x H.
+        depth: ``[H, W]`` camera z of frame 0 in the camera's scale (Estimate Camera's depth from motion, or any depth).
+        valid: ``[H, W]`` bool where ``depth`` is known; elsewhere (moving objects, untriangulated areas) the median
+            known depth is used, so only their camera-induced part is removed.
+    """
+    from .camera import CameraPath, pixel_grid, unproject_pixels
+
+    check_tensor("displacement", displacement, ("T", "H", "W", 2))
+    num, height, width, _ = displacement.shape
+    if not isinstance(camera, CameraPath):
+        raise ValueError(f"camera: expected a CameraPath (Estimate Camera's camera), got {type(camera).__name__}")
+    if (camera.num_frames, camera.width, camera.height) != (num, width, height):
+        raise ValueError(f"camera: {camera.num_frames} frames of {camera.width}x{camera.height}, but the video has {num} frames of {width}x{height}")
+    depth = check_tensor("depth", depth, (height, width)).float()
+    known = (depth > 0) if valid is None else (check_tensor("valid", valid, (height, width), kind="bool") & (depth > 0))
+    if not bool(known.any()):
+        raise ValueError("depth: no pixel of frame 0 has a known depth (a camera that only turns has no depth from motion); use the homography removal")
+    depth = torch.where(known, depth, depth[known].median())
+    grid = pixel_grid(height, width).reshape(-1, 2)
+    k = camera.intrinsics.float()
+    points = unproject_pixels(grid, depth.reshape(-1), k[0])  # camera 0 = the world
+    w2c = camera.world_to_camera.float()
+    out = displacement.clone()
+    for t in range(num):
+        cam = points @ w2c[t, :3, :3].T + w2c[t, :3, 3]
+        proj = cam @ k[t].T
+        induced = proj[:, :2] / proj[:, 2:].clamp_min(1e-6) - grid
+        out[t] -= induced.reshape(height, width, 2)
+    return out
+
+
+# Mean motion above this fraction of the frame's longer side is no oscillation (leaves, water, cloth swing a few %).
+PLAUSIBLE_MOTION = 0.03
+
+
+def motion_check(displacement: torch.Tensor) -> tuple[float, float, bool]:
+    """(mean, max) displacement length in px of ``[T, H, W, 2]`` and whether the mean exceeds
+    :data:`PLAUSIBLE_MOTION` of the frame's longer side: motion a softmax-splatted image would tear on."""
+    check_tensor("displacement", displacement, ("T", "H", "W", 2))
+    magnitude = displacement.norm(dim=-1)
+    mean, peak = float(magnitude.mean()), float(magnitude.max())
+    return mean, peak, mean > PLAUSIBLE_MOTION * max(displacement.shape[1], displacement.shape[2])
+
+
+def spectral_volume_from_video(frames: torch.Tensor, num_freqs: int = 16, fps: float = 30.0, *, remove_camera_motion: bool = False, preset: str = "medium", progress=None,
+                               camera=None, depth: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> SpectralVolume:
+    """:func:`spectral_volume` of :func:`displacement_from_video` (period = the number of frames). With
+    ``remove_camera_motion`` the camera's motion is removed: by the solved ``camera`` and frame 0's ``depth``
+    (:func:`remove_camera_flow`) when given, else by a homography per frame (:func:`remove_global_motion`)."""
     num = int(frames.shape[0]) if isinstance(frames, torch.Tensor) and frames.dim() == 4 else None
     if num is not None and num >= 2 and check_positive_int("num_freqs", num_freqs) > max_freqs(num):
         raise ValueError(f"num_freqs: a video of {num} frames has only {max_freqs(num)} distinct frequencies (T // 2 + 1, DC included), got {num_freqs}; lower num_freqs or use a longer video")
-    displacement = displacement_from_video(frames, preset=preset, remove_camera_motion=remove_camera_motion, progress=progress)
+    solved = remove_camera_motion and camera is not None
+    displacement = displacement_from_video(frames, preset=preset, remove_camera_motion=remove_camera_motion and not solved, progress=progress)
+    if solved:
+        if depth is None:
+            raise ValueError("depth: removing a solved camera's motion needs frame 0's depth (Estimate Camera's depth output)")
+        displacement = remove_camera_flow(displacement, camera, depth, valid)
     return spectral_volume(displacement, num_freqs, fps)
 
 

@@ -128,3 +128,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def texture(height: int, width: int, a: float = 0.31, b: float = 0.23) -> torch.Tensor:
+    """``[H, W, 3]`` a smooth colour texture (sines of frequencies ``a`` across, ``b`` down) that optical flow can follow:
+    the material of the synthetic clips that stand in for a user's own footage."""
+    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
+    return torch.stack([0.5 + 0.3 * torch.sin(a * x) * torch.cos(b * y), 0.5 + 0.3 * torch.sin(0.6 * a * x + 1.7 * b * y), 0.5 + 0.25 * torch.cos(0.9 * b * y - 0.4 * a * x)], -1)

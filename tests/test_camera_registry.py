@@ -73,7 +73,7 @@ def test_a_workflow_saved_before_the_registry_loads_to_the_same_values_and_paths
 
 @pytest.mark.parametrize("stem", sorted(FIXTURE["shipped"]))
 def test_shipped_workflows_load_to_the_same_values_and_paths(stem):
-    prompt = wf.ui_to_api(wf.load_workflow(ROOT / "workflows" / f"{stem}.json"), CLASSES)
+    prompt = wf.ui_to_api(wf.without_comfyui_nodes(wf.load_workflow(ROOT / "workflows" / f"{stem}.json"))[0], CLASSES)
     for nid, recorded in FIXTURE["shipped"][stem].items():
         widgets = {k: v for k, v in prompt[nid]["inputs"].items() if not isinstance(v, list)}
         assert {k: v for k, v in widgets.items() if k in recorded} == recorded
@@ -96,6 +96,25 @@ def test_every_shipped_camera_path_is_in_the_fixture():
 @pytest.mark.parametrize("name", sorted(FIXTURE["source_cases"]))
 def test_paths_from_a_source_camera_are_unchanged(name):
     _assert_recorded(f"source/{name}", _make(FIXTURE["source_cases"][name], _source_camera()))
+
+
+def _socket_input(name: str) -> cam.CameraPath:
+    size = FIXTURE["socket_inputs"][name]
+    return cam.CameraPath(TENSORS[f"socket_in/{name}/K0"], TENSORS[f"socket_in/{name}/w2c0"], size["width"], size["height"])
+
+
+def test_the_presets_on_a_solved_camera_are_recorded():
+    """follow_source, stabilize and transfer came after e4112a4: recorded on synthetic solved paths (``--shipped``)."""
+    recorded = {case["widgets"]["preset"] for case in FIXTURE["socket_cases"].values()}
+    assert recorded | RECORDED_PRESETS == set(cam.PRESETS), "record the cases of a new preset (record_camera_fixture.py --shipped)"
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE["socket_cases"]))
+def test_presets_on_a_solved_camera_are_unchanged(name):
+    case = FIXTURE["socket_cases"][name]
+    sockets = {k: _socket_input(v) for k, v in case["sockets"].items()}
+    source = _source_camera() if case.get("source_camera") else None
+    _assert_recorded(f"socket/{name}", CameraPathNode().make(**case["widgets"], **sockets, source_camera=source)["result"][0])
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURE["library"]))
@@ -138,7 +157,7 @@ def test_node_inputs_come_from_the_registry():
         if param.scope == "preset":  # a shared widget says which presets read it
             assert opts["tooltip"].endswith(f"({', '.join(cam.param_users(name))})")
     assert required["angle"][1]["tooltip"] == "degrees (orbit, arc, pan, tilt, roll)"
-    assert required["distance"][1]["tooltip"] == "scene units (dolly, dolly_zoom, truck, pedestal)"
+    assert required["distance"][1]["tooltip"] == "scene units; 0 = auto: the preset's default at the scene's scale (x focus_depth / 3) (dolly, dolly_zoom, truck, pedestal)"
 
 
 def test_registry_tables_are_consistent():

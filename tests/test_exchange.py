@@ -352,7 +352,7 @@ def test_estimate_camera_node(scene):
     from vid4d.nodes.solve import Vid4DEstimateCamera
 
     out = Vid4DEstimateCamera().solve(scene.tracks(0), 60.0, 4000, 30)
-    camera, static, moving, depth, image, report = out["result"]
+    camera, static, moving, depth, image, report = out["result"][:6]  # then depth_preview
     assert static.shape == (1, scene.height, scene.width) and torch.equal(moving, 1 - static)
     assert depth.kind == "metric" and image.shape[0] == 1 and json.loads(report)["mode"] == "depth"
     assert "vid4d_path" in out["ui"] and "camera solve" in out["ui"]["vid4d_info"][0]

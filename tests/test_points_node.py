@@ -31,7 +31,7 @@ def test_regularizer_outputs_and_report(scene):
     truth = scene["tracks"]
     source = noisy(truth)
     out = PointRegularizer().regularize(source, **ARGS, mask=scene["mask"][:1])
-    tracks, point_map, point_mask, report, regularization = out["result"]
+    tracks, point_map, point_mask, report, regularization, correction = out["result"]
     assert isinstance(tracks, Tracks3D) and tracks.uv.shape == truth.uv.shape
     assert torch.equal(tracks.visibility, truth.visibility)
     seen = truth.visible()
@@ -40,6 +40,12 @@ def test_regularizer_outputs_and_report(scene):
     assert point_map.shape == (5, 32, 48, 3) and point_mask.shape == (5, 32, 48)
     assert float(point_map.min()) >= 0 and float(point_map.max()) <= 1
     assert bool((point_map[point_mask == 0] == 0).all()) and float(point_mask.sum()) > 0
+    # The correction heat map: the reference grid per frame, hot where the noisy depth was pulled back.
+    assert correction.shape == (5, 32, 48, 3) and 0 <= float(correction.min()) and float(correction.max()) <= 1
+    moved = (tracks.xyz() - source.xyz()).norm(dim=-1)
+    hot = correction[..., 0] - correction[..., 2]  # turbo: red - blue
+    assert float(hot[seen & (moved > moved[seen].median())].mean()) > float(hot[seen & (moved <= moved[seen].median())].mean())
+    assert "correction heat map" in report
     for word in ("displacement applied", "objective", "rigidity error"):
         assert word in report and word in out["ui"]["vid4d_info"][0]
     # the settings travel on (LiftGaussians' multi_reference mode): the same call gives the same tracks

@@ -39,6 +39,10 @@ from .geometry import (
 from .source import poses_from_matrices, rebased, rigid_inverse, relative_to_source, retarget_poses, scale_poses, smooth_poses
 
 EASINGS = ("linear", "ease_in_out")
+# The focus_depth widget's sentinel: resolved by the CameraPath node from the connected scene (its median depth);
+# camera_path itself takes only a depth > 0 (None = its default 3).
+AUTO = 0.0
+DEFAULT_FOCUS_DEPTH = 3.0
 # camera_path's keywords for every preset; fov, focus_depth and easing are also widgets (PARAMS, scope "path").
 COMMON_KEYWORDS = ("fov", "focal", "intrinsics", "focus_depth", "easing")
 
@@ -183,10 +187,11 @@ def check_easing(easing) -> str:
 
 PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("fov", "FLOAT", 60.0, "horizontal field of view when no source camera is connected", dict(min=1.0, max=179.0, step=0.1, round=0.01), scope="path"),
-    Param("focus_depth", "FLOAT", 3.0, "distance of the subject: orbit/arc turn around it, dolly zoom keeps it framed",
-          dict(min=0.01, max=1e4, step=0.01, round=0.001), scope="path"),
+    Param("focus_depth", "FLOAT", AUTO, "distance of the subject: orbit/arc turn around it, dolly zoom keeps it framed; "
+          "0 = auto: the median depth of the connected gaussians (so the move fits the scene's scale, e.g. depth 1 for tracks "
+          "without depth)", dict(min=0.0, max=1e4, step=0.01, round=0.001), scope="path"),
     Param("angle", "FLOAT", 30.0, "degrees", dict(min=-3600.0, max=3600.0, step=0.5, round=0.01), check=check_finite_number, unit="°"),
-    Param("distance", "FLOAT", 0.5, "scene units", dict(min=-1e4, max=1e4, step=0.01, round=0.001), check=check_finite_number),
+    Param("distance", "FLOAT", 0.5, "scene units; 0 = auto: the preset's default at the scene's scale (x focus_depth / 3)", dict(min=-1e4, max=1e4, step=0.01, round=0.001), check=check_finite_number),
     Param("zoom", "FLOAT", 1.5, "focal factor at the end", dict(min=0.05, max=20.0, step=0.01, round=0.001), check=check_positive),
     Param("elevation", "FLOAT", 0.0, "degrees the camera rises above the subject", dict(min=-89.0, max=89.0, step=0.5, round=0.01), check=_check_elevation, unit="°"),
     Param("easing", "COMBO", "ease_in_out", "linear, or ease_in_out: smoothstep, the camera starts and stops gently", dict(choices=EASINGS), scope="path"),
@@ -304,8 +309,12 @@ def _parse_keyframes(keyframes, num_frames: int, width: int, k0: torch.Tensor) -
             keyframes = json.loads(keyframes)
         except json.JSONDecodeError as e:
             raise ValueError(f"keyframes: expected a JSON list of keys, got invalid JSON ({e})") from None
+        except RecursionError:
+            raise ValueError("keyframes: the JSON is nested too deeply; expected a list of keys") from None
     if not isinstance(keyframes, (list, tuple)) or len(keyframes) < 1:
-        raise ValueError(f"keyframes: expected a list of at least 1 key (dicts with frame/t and position), got {keyframes!r}")
+        raise ValueError(f"keyframes: expected a list of at least 1 key (dicts with frame/t and position), got {keyframes!r:.200}")
+    if len(keyframes) > num_frames:
+        raise ValueError(f"keyframes: {len(keyframes)} keys for {num_frames} frames; expected at most one key per frame")
 
     def vector(name: str, value, size: int) -> torch.Tensor:
         return torch.tensor(check_vector(name, value, size), dtype=POSE_DTYPE)
@@ -514,6 +523,14 @@ CAMERA_PRESETS: dict[str, Preset] = {p.name: p for p in (
 PRESETS = tuple(CAMERA_PRESETS)  # the names, in menu order (the registry is the source)
 
 
+def scaled_default(preset: str, name: str, focus_depth: float):
+    """A preset's default for parameter ``name`` at the scale of a scene whose subject is at ``focus_depth``: the
+    registry's default times focus_depth / DEFAULT_FOCUS_DEPTH (the defaults are tuned for a subject at 3), or None
+    for a :class:`Computed` default (which the motion derives from focus_depth itself)."""
+    default = get_preset(preset).params[name]
+    return None if isinstance(default, Computed) else default * focus_depth / DEFAULT_FOCUS_DEPTH
+
+
 def get_preset(name) -> Preset:
     """The registry entry of ``name``; a ValueError listing the presets otherwise."""
     if not isinstance(name, str) or name not in CAMERA_PRESETS:
@@ -551,7 +568,7 @@ def camera_move(preset: str, num_frames: int, width: int, height: int, **params)
     if unknown:
         raise ValueError(f"{unknown[0]}: not a parameter of preset {preset!r}; accepted: {', '.join(accepted)}")
     k0 = base_intrinsics(width, height, fov=params.get("fov"), focal=params.get("focal"), intrinsics=params.get("intrinsics"))
-    focus_depth = check_positive("focus_depth", 3.0 if params.get("focus_depth") is None else params["focus_depth"])
+    focus_depth = check_positive("focus_depth", DEFAULT_FOCUS_DEPTH if params.get("focus_depth") is None else params["focus_depth"])
     easing = check_easing(params.get("easing"))
     values = {}
     for name, default in entry.params.items():

@@ -1,6 +1,6 @@
 """Record the camera paths of today's presets: tests/data/camera_path_v1.{json,safetensors}.
 
-    PYTHONPATH=<a folder holding the vid4d package> python tests/tools/record_camera_fixture.py
+    PYTHONPATH=<a folder holding the vid4d package> python tests/tools/record_camera_fixture.py [--shipped]
 
 Recorded once, from commit e4112a4 (before the presets became a registry), so that
 tests/test_camera_parity.py can check that every preset still gives the same tensors and that a
@@ -10,7 +10,8 @@ preset's motion on purpose (and say so in the commit).
 The JSON holds a UI-format workflow saved by that version's CameraPath node (one node per case, each
 feeding a PreviewImage, so it also runs in a real ComfyUI), the widget values each node loaded to,
 the cases with a source camera connected, library calls, and the CameraPath nodes of the shipped
-workflows with the values they loaded to. The safetensors file holds each case's float32
+workflows with the values they loaded to; ``--shipped`` re-records those and the cases of the presets added since
+(follow_source, stabilize, transfer: their socket inputs are synthetic solved paths stored with them). The safetensors file holds each case's float32
 ``intrinsics`` and ``world_to_camera`` per camera (``<case>/K<i>``, ``<case>/w2c<i>``).
 """
 
@@ -127,7 +128,94 @@ def store(tensors: dict, key: str, paths: list) -> None:
         tensors[f"{key}/w2c{i}"] = p.world_to_camera.float().contiguous()
 
 
+# Presets added after e4112a4 (issue 15) read solved camera paths from sockets: recorded on synthetic hand-held paths.
+SOCKET_PRESETS = ("follow_source", "stabilize", "transfer")
+ADDED = dict(follow=1.0, smoothing=8.0, reference_depth=1.0)  # the widgets appended with them, at their defaults
+
+
+def socket_path(name: str) -> cam.CameraPath:
+    """A synthetic solved camera (frame 0 = the identity): ``shaky9`` a truck to the right with a zig-zag and a wobble
+    (9 frames), ``shaky12`` a dolly forward that turns (12 frames), ``orbit9`` an orbit CameraPath (a move on top)."""
+    if name == "orbit9":
+        return cam.camera_path("orbit", 9, 64, 48, angle=20.0, focus_depth=3.0)
+    n = {"shaky9": 9, "shaky12": 12}[name]
+    keys = []
+    for i in range(n):
+        zig = 0.03 * (-1) ** i * (i > 0)
+        if name == "shaky9":
+            keys.append({"frame": i, "position": [0.08 * i, zig, 0.01 * i], "angles": [1.5 * zig * 30, 0.0, 0.4 * zig * 30]})
+        else:
+            keys.append({"frame": i, "position": [zig, 0.0, 0.1 * i], "angles": [2.0 * i, zig * 20, 0.0]})
+    return cam.camera_path("keyframes", n, 64, 48, keyframes=keys, fov=60.0, easing="linear")
+
+
+def socket_cases() -> dict[str, dict]:
+    """name → {"widgets", "sockets": {socket: synthetic path name}, "source_camera": bool}."""
+    base = {**BASE, **ADDED, "num_frames": 9}
+    return {
+        "follow_source_as_shot": {"widgets": {**base, "preset": "follow_source"}, "sockets": {"source_path": "shaky9"}},
+        "follow_source_half_orbit": {"widgets": {**base, "preset": "follow_source", "follow": 0.5}, "sockets": {"source_path": "shaky9", "reference_path": "orbit9"}},
+        "stabilize": {"widgets": {**base, "preset": "stabilize", "smoothing": 3.0}, "sockets": {"source_path": "shaky9"}},
+        "stabilize_orbit": {"widgets": {**base, "preset": "stabilize"}, "sockets": {"source_path": "shaky9", "reference_path": "orbit9"}},
+        "transfer": {"widgets": {**base, "preset": "transfer", "reference_depth": 2.0}, "sockets": {"reference_path": "shaky12"}},
+        "transfer_replace_rig": {"widgets": {**base, "preset": "transfer", "cameras": 3}, "sockets": {"reference_path": "shaky12", "source_path": "shaky9"}},
+        "transfer_source_camera": {"widgets": {**base, "preset": "transfer", "num_frames": 0, "width": 0, "height": 0, "focus_depth": 4.0},
+                                   "sockets": {"reference_path": "shaky12"}, "source_camera": True},
+    }
+
+
+def record_socket_cases(tensors: dict) -> tuple[dict, dict]:
+    """The socket presets' cases and their synthetic input paths (``socket_in/<name>``), their outputs ``socket/<case>``."""
+    cases = socket_cases()
+    inputs = {}
+    for name in sorted({n for case in cases.values() for n in case["sockets"].values()}):
+        path = socket_path(name)
+        store(tensors, f"socket_in/{name}", [path])
+        inputs[name] = {"width": path.width, "height": path.height}
+    for name, case in cases.items():
+        sockets = {k: socket_path(v) for k, v in case["sockets"].items()}
+        out = CameraPathNode().make(**case["widgets"], **sockets, source_camera=source_camera() if case.get("source_camera") else None)["result"][0]
+        store(tensors, f"socket/{name}", cam.as_path_list(out))
+    return cases, inputs
+
+
+def shipped_paths(classes: dict, tensors: dict) -> dict:
+    """The CameraPath nodes of the shipped workflows: widget values as they load, and their paths (into ``tensors``).
+    Presets that read a camera path from a socket are left out: their workflows run in tests/test_workflows.py."""
+    shipped = {}
+    for path in sorted((ROOT / "workflows").glob("*.json")):
+        api = wf.ui_to_api(wf.without_comfyui_nodes(wf.load_workflow(path))[0], classes)  # the Wan workflows' core model nodes muted
+        for nid, node in api.items():
+            if node["class_type"] != "CameraPath" or node["inputs"]["preset"] not in PRESETS:
+                continue
+            widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
+            shipped.setdefault(path.stem, {})[nid] = widgets
+            store(tensors, f"shipped/{path.stem}/{nid}", node_paths(widgets, source_camera()))
+    return shipped
+
+
+def record_shipped() -> int:
+    """``--shipped``: re-record only what came after e4112a4: the shipped workflows' entries (after changing an example
+    workflow on purpose) and the socket presets' cases; every preset's, source case's and library call's recording from
+    e4112a4 stays as it is."""
+    from safetensors.torch import load_file
+
+    classes = {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS}
+    meta = json.loads(OUT.with_suffix(".json").read_text())
+    later = ("shipped/", "socket/", "socket_in/")
+    tensors = {k: v for k, v in load_file(str(OUT.with_suffix(".safetensors"))).items() if not k.startswith(later)}
+    meta["shipped"] = shipped_paths(classes, tensors)
+    meta["socket_cases"], meta["socket_inputs"] = record_socket_cases(tensors)
+    meta["workflow"] = meta.pop("workflow")  # keep the long workflow last
+    OUT.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    save_file(tensors, str(OUT.with_suffix(".safetensors")))
+    print(f"re-recorded {sum(len(v) for v in meta['shipped'].values())} shipped nodes and {len(meta['socket_cases'])} socket-preset cases")
+    return 0
+
+
 def main() -> int:
+    if "--shipped" in sys.argv:
+        return record_shipped()
     classes = {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS}
     cases = node_cases()
     prompt = {}
@@ -152,15 +240,8 @@ def main() -> int:
     lib = library_cases()
     for name, case in lib.items():
         store(tensors, f"lib/{name}", run_library(case))
-    shipped = {}
-    for path in sorted((ROOT / "workflows").glob("*.json")):
-        api = wf.ui_to_api(wf.load_workflow(path), classes)
-        for nid, node in api.items():
-            if node["class_type"] != "CameraPath":
-                continue
-            widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
-            shipped.setdefault(path.stem, {})[nid] = widgets
-            store(tensors, f"shipped/{path.stem}/{nid}", node_paths(widgets, source_camera()))
+    shipped = shipped_paths(classes, tensors)
+    later = dict(zip(("socket_cases", "socket_inputs"), record_socket_cases(tensors))) if set(SOCKET_PRESETS) <= set(cam.PRESETS) else {}
     meta = {
         "note": "recorded by tests/tools/record_camera_fixture.py from commit e4112a4 (before the preset registry)",
         "source_camera": SOURCE,
@@ -168,6 +249,7 @@ def main() -> int:
         "source_cases": src,
         "library": lib,
         "shipped": shipped,
+        **later,
         "workflow": workflow,
     }
     OUT.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
