@@ -111,7 +111,7 @@ def test_execution_error_names_the_node(headless):
         "1": {"class_type": "Vid4DLoadVideo", "inputs": {"video": "missing.mp4", "start_frame": 0, "frame_stride": 1, "max_frames": 0, "width": 0, "height": 0, "fit": "crop", "multiple_of": 8}},
         "2": {"class_type": "Vid4DSaveVideo", "inputs": {"images": ["1", 0], "filename_prefix": "x", "fps": 8.0, "format": "mp4", "crf": 19, "contact_sheet": True}},
     }
-    with pytest.raises(FileNotFoundError, match=r"node 1 \(Vid4DLoadVideo\).*missing.mp4"):
+    with pytest.raises(ValueError, match=r"node 1 \(Vid4DLoadVideo\): video: .*missing.mp4 does not exist"):  # a ValueError like every bad input
         wf.execute(prompt, CLASSES, log=lambda _: None)
 
 
