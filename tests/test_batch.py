@@ -200,7 +200,10 @@ def test_the_command_line(clips, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "1 done, 1 failed" and lines[-4].split() == ["input", "status", "time", "outputs", "error"]
     assert vio.read_video(tmp_path / "o" / "take0" / OUTPUTS[0]).frames.shape[0] == 4
-    assert main(["batch", str(ROOT / "workflows" / "vid4d_demo.json"), str(clips), "--out", str(tmp_path / "p"), "--sequential"]) == 2
+    no_loader = tmp_path / "no_loader.json"  # every shipped workflow starts with Load Video: a workflow without one
+    no_loader.write_text(json.dumps({"1": {"class_type": "Vid4DSampleScene", "inputs": {"num_frames": 4, "width": 32, "height": 32, "seed": 0, "fps": 12.0}},
+                                     "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}))
+    assert main(["batch", str(no_loader), str(clips), "--out", str(tmp_path / "p"), "--sequential"]) == 2
     assert "no Vid4DLoadVideo (or LoadImage) node" in capsys.readouterr().err
 
 

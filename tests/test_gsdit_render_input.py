@@ -34,7 +34,8 @@ def test_a_three_camera_render_gives_three_clips_of_their_own_lengths(tiny_model
     render.rgb[10:] = render.rgb[:9]  # cameras 1 and 3 see the same: same seed and prompt give the same clip
     scanned.clear()
     out = GSDiTSampler().generate(pipe, render=render, **ARGS)
-    assert scanned == []  # the render was checked when it was built; neither the node nor the pipeline scans it again
+    # the render was checked when it was built; neither the node nor the pipeline scans it again: only what the model made
+    assert scanned == ["the video model CogVideoX-2b's frames"]
     frames = out["result"][0]
     assert frames.shape == (19, H, W, 3)  # each clip generated on its own: 9 + 1 + 9 frames
     assert torch.equal(frames[:9], frames[10:])
@@ -43,7 +44,7 @@ def test_a_three_camera_render_gives_three_clips_of_their_own_lengths(tiny_model
     # images + holes from any node: checked once by the node, not again by the pipeline (it did before).
     scanned.clear()
     GSDiTSampler().generate(pipe, images=render.rgb[9:10].clone(), holes=render.holes[9:10].clone(), **ARGS)
-    assert scanned == ["images", "holes"]
+    assert scanned == ["images", "holes", "the video model CogVideoX-2b's frames"]
 
 
 def test_what_the_render_supplies_and_what_overrides_it():

@@ -38,7 +38,7 @@ def test_load_from_input_folder_with_resize_and_stride(headless):
 @pytest.mark.parametrize(
     "name,content,exc,needle",
     [
-        ("absent.mp4", None, FileNotFoundError, "absent.mp4"),
+        ("absent.mp4", None, ValueError, "absent.mp4 does not exist; choose a video in the input folder"),
         ("notes.txt", b"hello", ValueError, "supported"),
         ("broken.mp4", b"\x00\x01garbage" * 100, ValueError, "could not decode"),
         ("broken.gif", b"GIF89a" + b"\x00" * 20, ValueError, "could not decode"),

@@ -104,6 +104,17 @@ def test_no_weights_workflow_runs_on_your_own_clip(path, headless):
     _files_are_not_empty(result.files())
 
 
+def test_the_command_a_new_user_types(tmp_path):
+    """`python -m vid4d run workflows/gsdit_track_and_render.json --input my.mp4`: the issue's first try, as a command."""
+    clip = _handheld_clip(tmp_path / "my clip.mp4")
+    sets = [a for k, v in {**SMALL_INPUT, "max_frames": 6}.items() for a in ("--set", f"1.{k}={v}")]
+    cmd = [sys.executable, "-m", "vid4d", "run", str(ROOT / "workflows" / "gsdit_track_and_render.json"), "--input", str(clip), "--out", str(tmp_path / "out"), *sets]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "took" in proc.stdout + proc.stderr  # the time each node took
+    _files_are_not_empty(sorted((tmp_path / "out").rglob("*.mp4")))
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_workflow_runs_headless(path, headless, tiny_models):
     result, skipped = _run(path, headless)
