@@ -65,6 +65,10 @@ class DenseTrack3D:
     @classmethod
     def VALIDATE_INPUTS(cls, weights, method="auto"):
         # A missing refiner only matters for method dot_raft (auto falls back to flow_chain): refused when queued.
+        # Naming `method` here makes the server skip its menu check (ComfyUI: inputs VALIDATE_INPUTS takes are its
+        # own), so it is checked here and again in track() (headless calls).
+        if method not in trk.METHODS:
+            return f"DenseTrack3D method: {method!r} is not one of {', '.join(trk.METHODS)}"
         if method != "dot_raft":
             return True
         try:
@@ -74,6 +78,8 @@ class DenseTrack3D:
         return True
 
     def track(self, frames, method, ref_frame, fov, flow_preset, reanchor_every, depth_smoothing, depth_encoding, near, far, weights, preview_grid, depth=None, depth_image=None, camera=None, preview_frame=0):
+        if method not in trk.METHODS:
+            raise ValueError(f"method: {method!r} is not one of {', '.join(trk.METHODS)}")
         frames = check_image("frames", frames)
         t, h, w, _ = frames.shape
         # the tracks (uv, depth, visibility), the preview and the visibility MASK: ~40 bytes a pixel and frame
