@@ -1,0 +1,19 @@
+"""A non-editable install (`pip install .`, the Registry's wheel) must carry every subpackage: setuptools'
+explicit `packages` list does not pick new folders up by itself."""
+
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import pytest
+
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"vid4d"} | {"vid4d." + ".".join(p.parent.relative_to(ROOT).parts) for room in ("py", "models", "nodes") for p in (ROOT / room).rglob("__init__.py")}
+    assert found <= listed, f"pyproject.toml [tool.setuptools] packages lacks {sorted(found - listed)}"
