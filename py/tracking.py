@@ -358,9 +358,15 @@ def _planar(flow) -> torch.Tensor:
     return torch.from_numpy(flow).permute(2, 0, 1)
 
 
+import os as _os
+def _pass(preset, i):
+    spec = _os.environ.get("VID4D_PASSES")
+    return spec.split(",")[i] if spec else preset
+
+
 def _submit_pair(pool, src, dst, preset: str, init_fwd=None, init_bwd=None):
     """Futures of the forward (src → dst) and backward (dst → src) DIS flows, running concurrently."""
-    return pool.submit(dis_flow_grey, src, dst, preset, init_fwd), pool.submit(dis_flow_grey, dst, src, preset, init_bwd)
+    return pool.submit(dis_flow_grey, src, dst, _pass(preset, 0), init_fwd), pool.submit(dis_flow_grey, dst, src, _pass(preset, 1), init_bwd)
 
 
 @contextlib.contextmanager
@@ -444,9 +450,9 @@ class _Chain:
         # Long-range DIS needs a seed (from zero it fails beyond ~20 px of motion; DIS tries the seed
         # as a candidate for every patch at every scale): the chained displacement for the forward
         # flow, its inverse for the backward one.
-        fwd = self.pool.submit(dis_flow_grey, self.grey_ref, grey_t, self.preset, disp.permute(1, 2, 0).numpy())
+        fwd = self.pool.submit(dis_flow_grey, self.grey_ref, grey_t, _pass(self.preset, 2), disp.permute(1, 2, 0).numpy())
         seed_back = _invert(disp, self.pos, self.vis, self.grid).permute(1, 2, 0).numpy()
-        bwd = self.pool.submit(dis_flow_grey, grey_t, self.grey_ref, self.preset, seed_back)
+        bwd = self.pool.submit(dis_flow_grey, grey_t, self.grey_ref, _pass(self.preset, 3), seed_back)
         direct, back = _planar(fwd.result()), _planar(bwd.result())
         # How far a direct match may be from where the chain put the track: chaining drifts slowly; a
         # coasting (hidden) track may be off by a fraction of its motion, which scales with the image.
