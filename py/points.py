@@ -382,29 +382,33 @@ class _Laplacian:
     def set_weights(self, w: torch.Tensor) -> None:
         """``w [A, k, F]``: the weight of every edge in every frame."""
         a, k, f = w.shape
-        rows = torch.cat([w.reshape(a * k, f), torch.zeros(1, f, dtype=w.dtype, device=w.device)])  # [E + 1, F]
-        values = (rows.index_select(0, self.src1) + rows.index_select(0, self.src2)).T.contiguous()  # [F, nnz]
-        self.diag = (w.sum(1) + torch.zeros_like(w[:, 0]).index_add_(0, self.graph.flat, w.reshape(a * k, f))).T.contiguous()  # [F, A]
+        frame_major = torch.cat([w.reshape(a * k, f).T, torch.zeros(f, 1, dtype=w.dtype, device=w.device)], dim=1)  # [F, E + 1]
+        values = frame_major.index_select(1, self.src1).add_(frame_major.index_select(1, self.src2))  # [F, nnz]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
             self.matrices = [torch.sparse_csr_tensor(crow, col, values[f0:f1].reshape(-1), ((f1 - f0) * a, (f1 - f0) * a)) for f0, f1, crow, col in self.parts]
+        # Σ_j w̃_ij, the matrix's row sums.
+        self.diag = self._products(torch.ones(f, a, 1, dtype=w.dtype, device=w.device))
 
-    def __call__(self, q: torch.Tensor) -> torch.Tensor:
-        """``q [F, A, C]`` → ``[F, A, C]``."""
+    def _products(self, q: torch.Tensor) -> torch.Tensor:
+        """The off-diagonal part times ``q [F, A, C]`` (positive weights): ``[F, A, C]``."""
         out = torch.empty_like(q)
 
         def product(i: int) -> None:
             f0, f1 = self.parts[i][:2]
             flat = q[f0:f1].reshape((f1 - f0) * q.shape[1], -1)
+            buffer = out[f0:f1].view_as(flat)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 # addmm into a buffer (beta 0) takes MKL's sparse path without extra copies of the product.
-                buffer = out[f0:f1].view_as(flat)
                 torch.addmm(buffer, self.matrices[i], flat, beta=0, out=buffer)
 
         _map(self.pool, product, range(len(self.parts)))
-        return (self.diag[..., None] * q).sub_(out)
+        return out
 
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        """``q [F, A, C]`` → ``[F, A, C]``."""
+        return (self.diag * q).sub_(self._products(q))
 
 def _accel(f: torch.Tensor) -> torch.Tensor:
     """Second difference over time (axis 1): ``[N, T, ...]`` → ``[N, T − 2, ...]``."""
@@ -424,10 +428,6 @@ def _edge_accel(f: torch.Tensor) -> torch.Tensor:
     return _accel(f.flatten(0, 1)).view(*f.shape[:2], f.shape[2] - 2, *f.shape[3:])
 
 
-def _edge_accel_adjoint(g: torch.Tensor) -> torch.Tensor:
-    return _accel_adjoint(g.flatten(0, 1)).view(*g.shape[:2], g.shape[2] + 2, *g.shape[3:])
-
-
 def _cg(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch.Tensor, iterations: int) -> torch.Tensor:
     """Conjugate gradients for a symmetric positive definite operator, warm-started at ``x``."""
     r = b - apply(x)
@@ -438,25 +438,30 @@ def _cg(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch
         if float(rr) <= floor:
             break
         ap = apply(p)
-        alpha = rr / (p * ap).sum().clamp_min(1e-30)
+        alpha = float(rr / (p * ap).sum().clamp_min(1e-30))
         x = x + alpha * p
-        r = r - alpha * ap
+        r.sub_(ap, alpha=alpha)
         rr_new = (r * r).sum()
-        p = r + (rr_new / rr) * p
+        p = p.mul_(float(rr_new / rr)).add_(r)
         rr = rr_new
     return x
 
 
 # 3x3 matrices as 9 planes [9, B] (row-major entries m00, m01, ..., m22): every operation of the polar
-# iteration is then a handful of contiguous elementwise passes over B, which runs ~10x faster on the
-# CPU than the same maths on [B, 3, 3] (cross products and determinants on trailing dims of 3).
-_COF = [[(3 * ((i + s) % 3) + (j + u) % 3) for i in range(3) for j in range(3)] for s, u in ((1, 1), (2, 2), (1, 2), (2, 1))]
-
-
+# iteration is then a contiguous elementwise pass over B, which runs many times faster on the CPU than
+# the same maths on [B, 3, 3] (cross products and determinants on trailing dims of 3, or gathers of
+# rows): at B = 16384, one thread, 0.3 ms for a cofactor matrix against 1.7 ms with linalg.cross.
 def _cofactor9(m: torch.Tensor) -> torch.Tensor:
     """Cofactor matrix (det(M) M⁻ᵀ) of 3x3 matrices as planes ``[9, B]``: c_ij = m_(i+1)(j+1) m_(i+2)(j+2) − m_(i+1)(j+2) m_(i+2)(j+1)."""
-    a, b, c, d = (m[idx] for idx in _COF)
-    return a * b - c * d
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.unbind(0)
+    out = torch.empty_like(m)
+    for row, (a, b, c, d) in enumerate(
+        ((m11, m22, m12, m21), (m12, m20, m10, m22), (m10, m21, m11, m20),
+         (m21, m02, m22, m01), (m22, m00, m20, m02), (m20, m01, m21, m00),
+         (m01, m12, m02, m11), (m02, m10, m00, m12), (m00, m11, m01, m10))
+    ):  # fmt: skip
+        torch.sub(a * b, c * d, out=out[row])
+    return out
 
 
 def _polar_rotation(cov: torch.Tensor, steps: int = 14, tol: float = 1e-6, chunk: int = 16384, pool=None) -> torch.Tensor:
@@ -482,7 +487,7 @@ def _polar_rotation(cov: torch.Tensor, steps: int = 14, tol: float = 1e-6, chunk
 
     def solve(start: int) -> None:
         m = flat[start : start + chunk].T.contiguous()  # [9, B]
-        c = m / m.norm(dim=0).clamp_min(1e-30)
+        c = m / m.square().sum(0).sqrt().clamp_min(1e-30)  # (norm(dim=0) is ~30x slower here)
         x = c + _cofactor9(c)
         x[0::4] += 1e-7
         for _ in range(steps):
@@ -510,21 +515,27 @@ def _polar_rotation(cov: torch.Tensor, steps: int = 14, tol: float = 1e-6, chunk
     return out
 
 
-def _rotations(x: torch.Tensor, rest: torch.Tensor, graph: _Graph, weight: torch.Tensor, pool=None) -> torch.Tensor:
-    """``[A, T, 3, 3]`` per-point, per-frame rotations best mapping rest edges onto current edges (weighted Kabsch)."""
-    a, t = x.shape[:2]
+def _rotations(dx: torch.Tensor, rest: torch.Tensor, graph: _Graph, weight: torch.Tensor, pool=None) -> torch.Tensor:
+    """``[A, T, 3, 3]`` per-point, per-frame rotations best mapping rest edges onto the current edges
+    ``dx [A, k, T, 3]`` (weighted Kabsch)."""
+    a, k, t = dx.shape[:3]
     s = graph.diff(rest)  # [A, k, 3]
-    e = graph.diff(x) * weight[..., None]  # [A, k, T, 3]
+    e = dx * weight[..., None]
     # cov[i, t] = Σ_j e_ijt s_ijᵀ: one batched product over the k edges of each point.
-    cov = torch.bmm(e.view(a, graph.k, t * 3).transpose(1, 2), s)  # [A, T·3, 3]
+    cov = torch.bmm(e.view(a, k, t * 3).transpose(1, 2), s)  # [A, T·3, 3]
     return _polar_rotation(cov.view(a, t, 3, 3), pool=pool)
 
 
 def _rotate_edges(rot: torch.Tensor, rest: torch.Tensor, graph: _Graph) -> torch.Tensor:
-    """``[A, k, T, 3]``: R_i (S_i − S_nbr), the edges a locally rigid motion predicts."""
+    """``[A, k, T, 3]``: R_i (S_i − S_nbr), the edges a locally rigid motion predicts (``rot [A, T, 3, 3]``)."""
     a, t = rot.shape[:2]
     s = graph.diff(rest)  # [A, k, 3]
-    return torch.bmm(s, rot.view(a, t * 3, 3).transpose(1, 2)).view(a, graph.k, t, 3)
+    return torch.bmm(s, rot.reshape(a, t * 3, 3).transpose(1, 2)).view(a, graph.k, t, 3)
+
+
+def _norm3(v: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm over a last axis of 3 (``norm(dim=-1)`` is several times slower on the CPU)."""
+    return v.square().sum(-1).sqrt()
 
 
 def _cauchy(residual: torch.Tensor, scale: float) -> torch.Tensor:
@@ -621,9 +632,9 @@ def regularize_points(
         if progress is not None:
             progress(done)
 
-    # Point-major [N, T, ...] inside: gathers and scatters over edges run along the first axis.
-    work = (xyz if xyz.dtype == torch.float64 else xyz.float()).transpose(0, 1)
-    vis = vis.to(work.dtype).transpose(0, 1)
+    # Point-major [N, T, ...] inside (a copy: row gathers from the transposed view are ~20x slower).
+    work = (xyz if xyz.dtype == torch.float64 else xyz.float()).transpose(0, 1).contiguous()
+    vis = vis.to(work.dtype).transpose(0, 1).contiguous()
     gen = torch.Generator().manual_seed(int(seed))
     anchors = torch.randperm(n, generator=gen)[:max_anchors].sort().values.to(xyz.device) if n > max_anchors else None
     y = work.contiguous() if anchors is None else work[anchors]
@@ -660,28 +671,37 @@ def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, 
     def smooth_weight(we):
         return torch.minimum(torch.minimum(we[..., 2:], we[..., 1:-1]), we[..., :-2])
 
-    def objective(x, rot, rest, we, data_scale):
-        res = graph.diff(x) - _rotate_edges(rot, rest, graph)
-        r = (x - y).norm(dim=-1)
+    def objective(x, dx, rot, rest, we, data_scale):
+        res = dx - _rotate_edges(rot, rest, graph)
+        r = _norm3(x - y)
         total = (v * torch.log1p((r / data_scale) ** 2)).sum() * data_scale**2
-        total = total + rigidity * (we * res.pow(2).sum(-1)).sum()
+        total = total + rigidity * (we * res.square().sum(-1)).sum()
         if smooth:
-            total = total + smooth * (smooth_weight(we) * _edge_accel(res).pow(2).sum(-1)).sum()
+            total = total + smooth * (smooth_weight(we) * _edge_accel(res).square().sum(-1)).sum()
         return float(total) / max(float(v.sum()), 1e-12)
 
     data_scale = max(1e-2 * extent, floor)
-    before = objective(x, _rotations(x, rest, graph, we, pool), rest, we, data_scale)
+    dx = graph.diff(x)  # [A, k, T, 3], kept in step with x
+    before = objective(x, dx, _rotations(dx, rest, graph, we, pool), rest, we, data_scale)
     for it in range(iterations):
         tick(it)
-        rot = _rotations(x, rest, graph, we, pool)
-        target = _rotate_edges(rot, rest, graph)  # [A, k, T, 3]
+        rot = _rotations(dx, rest, graph, we, pool)
         # The normal operator wd + Dᵀ (ρ W_e D + σ Aᵀ W_s A D), A the second difference over time. A acts
         # on time and D on points, so A D = D A: with q = [p, A p] stacked along time, both edge terms are
-        # one weighted graph Laplacian of q (one sparse product), then Aᵀ on the second half.
+        # one weighted graph Laplacian of q (one sparse product), then Aᵀ on the second half. Likewise the
+        # right-hand side Dᵀ (ρ W_e R S + σ Aᵀ W_s A R S) takes A R (on rotations, not on edge arrays).
         weights = rigidity * we
+        stacked = rot
         if smooth:
             weights = torch.cat([weights, smooth * smooth_weight(we)], dim=-1)  # [A, k, 2T − 2]
+            stacked = torch.cat([rot, _accel(rot)], dim=1)  # [A, 2T − 2, 3, 3]
         laplacian.set_weights(weights)
+        targets = _rotate_edges(stacked, rest, graph)  # [A, k, T (+ T − 2), 3]
+        target = targets[:, :, :t]
+        g = graph.adjoint(weights[..., None] * targets)
+        rhs = wd[..., None] * y + g[:, :t]
+        if smooth:
+            rhs = rhs + _accel_adjoint(g[:, t:])
         wd_t = wd.T.contiguous()[..., None]  # [T, A, 1]
 
         def apply(p):  # frame-major [T, A, 3]
@@ -695,32 +715,31 @@ def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, 
             out[:-2] += acc
             return out
 
-        f = rigidity * we[..., None] * target
-        if smooth:
-            f = f + smooth * _edge_accel_adjoint(smooth_weight(we)[..., None] * _edge_accel(target))
-        rhs = (wd[..., None] * y + graph.adjoint(f)).transpose(0, 1).contiguous()
-        x = _cg(apply, rhs, x.transpose(0, 1).contiguous(), cg_iterations).transpose(0, 1).contiguous()
+        x = _cg(apply, rhs.transpose(0, 1).contiguous(), x.transpose(0, 1).contiguous(), cg_iterations).transpose(0, 1).contiguous()
+        dx = graph.diff(x)
+        del targets, g
 
         # Robust reweighting (IRLS): Cauchy weights at a scale taken from the residuals themselves.
-        r = (x - y).norm(dim=-1)
+        r = _norm3(x - y)
         data_scale = _robust_scale(r[seen], floor)
         wd = torch.maximum(v * _cauchy(r, data_scale), torch.full_like(v, _INVISIBLE_WEIGHT))
-        res = (graph.diff(x) - target).norm(dim=-1)
+        res = _norm3(dx - target)
         we = _cauchy(res, _robust_scale(res, floor))
+        del target, res
 
-        rest = _rest_shape(x, rot, rest, graph, we * pair_seen, cg_iterations)
-    rot = _rotations(x, rest, graph, we, pool)
-    after = objective(x, rot, rest, we, data_scale)
+        rest = _rest_shape(dx, rot, rest, graph, we * pair_seen, cg_iterations)
+    rot = _rotations(dx, rest, graph, we, pool)
+    after = objective(x, dx, rot, rest, we, data_scale)
     outliers = float(((wd < 0.5 * v) & seen).sum()) / max(int(seen.sum()), 1)
     return x, rot, data_scale, dict(objective_before=before, objective_after=after, data_scale=data_scale, outlier_fraction=outliers)
 
 
-def _rest_shape(x, rot, rest, graph: _Graph, weight, cg_iterations):
-    """The shape S shared by all frames: Σ_e ω_e ‖S_i − S_nbr − v_e‖², v_e the frames' edges rotated
+def _rest_shape(dx, rot, rest, graph: _Graph, weight, cg_iterations):
+    """The shape S shared by all frames: Σ_e ω_e ‖S_i − S_nbr − v_e‖², v_e the frames' edges ``dx`` rotated
     back to rest and averaged (weight ``[A, k, T]``); a tiny tie to the previous S fixes the translation."""
-    a, t = x.shape[:2]
+    a, k, t = dx.shape[:3]
     # Σ_t w_t R_tᵀ (X_i − X_nbr)_t for every edge: one batched product per point over (frame, axis).
-    wdx = (weight[..., None] * graph.diff(x)).view(a, graph.k, t * 3)
+    wdx = (weight[..., None] * dx).view(a, k, t * 3)
     total = weight.sum(-1)  # [A, k]
     edge = torch.bmm(wdx, rot.view(a, t * 3, 3)) / total.clamp_min(1e-12)[..., None]
     omega = total / t
@@ -734,36 +753,48 @@ def _rest_shape(x, rot, rest, graph: _Graph, weight, cg_iterations):
 
 def _follow_anchors(y, vis, anchors, xa, rot, stiffness, data_scale, neighbours, ref_frame, pool=None, chunk: int = 2048):
     """Every non-anchor point ``y [N, T, 3]`` from its nearest anchors' regularised motion
-    (``xa [A, T, 3]``, ``rot [A, T, 3, 3]``), blended robustly with its own observation."""
+    (``xa [A, T, 3]``, ``rot [A, T, 3, 3]``), blended robustly with its own observation.
+
+    Written into ``y`` itself (each point's row is read, then overwritten by its result) and returned."""
     n = y.shape[0]
     kk = min(max(int(neighbours), 1), anchors.numel())
-    out = y.clone()
-    out[anchors] = xa
     is_anchor = torch.zeros(n, dtype=torch.bool, device=y.device)
     is_anchor[anchors] = True
     others = (~is_anchor).nonzero().squeeze(1)
     ya = y[anchors]
+    out = y
+    out[anchors] = xa
     ref_anchor = ya[:, ref_frame].contiguous()
     near_all, dist_all = knn(ref_anchor, kk, queries=y[others, ref_frame], workers=_pool_size(pool))
 
     def follow(start: int) -> None:
         idx = others[start : start + chunk]
         near, dist = near_all[start : start + chunk], dist_all[start : start + chunk]
+        c, kn = near.shape
+        flat = near.reshape(-1)
         w = 1.0 / (dist + 1e-6 * (float(dist.mean()) + 1e-12))  # [C, K]
-        yp, seen = y[idx], vis[idx]  # [C, T, 3], [C, T]
-        rk = rot[near]  # [C, K, T, 3, 3]
-        # The point's offset to each anchor in the anchor's local frame, averaged over the frames it is seen in.
-        local = (rk.transpose(-1, -2) @ (yp[:, None] - ya[near])[..., None]).squeeze(-1)  # [C, K, T, 3]
-        frame_w = (seen + 1e-6)[:, None, :, None]
-        offset = (frame_w * local).sum(2, keepdim=True) / frame_w.sum(2, keepdim=True)  # [C, K, 1, 3]
-        # An anchor the point is not rigidly attached to (another body across an edge) loses its say.
-        wobble = (frame_w * (local - offset).norm(dim=-1, keepdim=True)).sum(2) / frame_w.sum(2)  # [C, K, 1]
-        w = w * _cauchy(wobble[..., 0], data_scale) + 1e-12
+        yp, seen = y.index_select(0, idx), vis.index_select(0, idx)  # [C, T, 3], [C, T]
+        # (index_select: row gathers ~10x faster than advanced indexing with a 2-D index here)
+        t = y.shape[1]
+        rk = rot.index_select(0, flat).view(c * kn, t * 3, 3)  # [C·K, T·3, 3]: each anchor's R_t stacked
+        d = yp[:, None] - ya.index_select(0, flat).view(c, kn, t, 3)  # [C, K, T, 3]
+        # The point's offset to each anchor in the anchor's local frame, averaged over the frames it is
+        # seen in: Σ_t w_t R_tᵀ d_t / Σ_t w_t, one (1 x 3T)(3T x 3) product per (point, anchor).
+        frame_w = seen + 1e-6  # [C, T]
+        total = frame_w.sum(1)[:, None, None, None]
+        offset = torch.bmm((frame_w[:, None, :, None] * d).view(c * kn, 1, t * 3), rk).view(c, kn, 1, 3) / total  # [C, K, 1, 3]
+        o = offset.view(c * kn, 3, 1)
+        # R_t offset, written out per column: 3x faster than a batched product with one column.
+        moved = (rk[..., 0] * o[:, 0] + rk[..., 1] * o[:, 1] + rk[..., 2] * o[:, 2]).view(c, kn, t, 3)
+        # An anchor the point is not rigidly attached to (another body across an edge) loses its say
+        # (‖R_tᵀ d_t − offset‖ = ‖d_t − R_t offset‖: the rotation keeps lengths).
+        wobble = (frame_w[:, None] * _norm3(d - moved)).sum(2) / total[..., 0, 0]  # [C, K]
+        w = w * _cauchy(wobble, data_scale) + 1e-12
         w = w / w.sum(1, keepdim=True)
-        predicted = xa[near] + (rk @ offset[..., None]).squeeze(-1)  # [C, K, T, 3]
+        predicted = xa.index_select(0, flat).view(c, kn, t, 3) + moved  # [C, K, T, 3]
         predicted = (w[..., None, None] * predicted).sum(1)  # [C, T, 3]
-        wd = torch.maximum(seen * _cauchy((yp - predicted).norm(dim=-1), data_scale), torch.full_like(seen, _INVISIBLE_WEIGHT))
-        out[idx] = (wd[..., None] * yp + stiffness * predicted) / (wd[..., None] + stiffness)
+        wd = torch.maximum(seen * _cauchy(_norm3(yp - predicted), data_scale), torch.full_like(seen, _INVISIBLE_WEIGHT))
+        out.index_copy_(0, idx, (wd[..., None] * yp + stiffness * predicted) / (wd[..., None] + stiffness))
 
     _map(pool, follow, range(0, others.numel(), chunk))
     return out
