@@ -382,6 +382,7 @@ class _Laplacian:
     def set_weights(self, w: torch.Tensor) -> None:
         """``w [A, k, F]``: the weight of every edge in every frame."""
         a, k, f = w.shape
+        self.matrices = self.diag = None  # free the previous weights' matrices first
         frame_major = torch.cat([w.reshape(a * k, f).T, torch.zeros(f, 1, dtype=w.dtype, device=w.device)], dim=1)  # [F, E + 1]
         values = frame_major.index_select(1, self.src1).add_(frame_major.index_select(1, self.src2))  # [F, nnz]
         with warnings.catch_warnings():
@@ -617,8 +618,7 @@ def regularize_points(
     t, n = dims["T"], dims["N"]
     if not 0 <= ref_frame < t:
         raise ValueError(f"ref_frame: expected an index in [0, {t}), got {ref_frame}")
-    vis = visibility.to(xyz.dtype) if visibility.is_floating_point() else visibility.to(xyz.dtype)
-    if not bool((vis > 0).any()):
+    if not bool((visibility > 0).any()):
         raise ValueError("visibility: no point is visible in any frame, there is nothing to regularise against")
     k = min(k, n - 1)
     if k == 0 or iterations == 0:
@@ -632,23 +632,24 @@ def regularize_points(
         if progress is not None:
             progress(done)
 
-    # Point-major [N, T, ...] inside (a copy: row gathers from the transposed view are ~20x slower).
-    work = (xyz if xyz.dtype == torch.float64 else xyz.float()).transpose(0, 1).contiguous()
-    vis = vis.to(work.dtype).transpose(0, 1).contiguous()
+    data = xyz if xyz.dtype == torch.float64 else xyz.float()  # [T, N, 3]
     gen = torch.Generator().manual_seed(int(seed))
     anchors = torch.randperm(n, generator=gen)[:max_anchors].sort().values.to(xyz.device) if n > max_anchors else None
-    y = work.contiguous() if anchors is None else work[anchors]
-    v = vis.contiguous() if anchors is None else vis[anchors]
+    # The anchor problem is point-major [A, T, ...] (gathers and scatters over edges run along the first
+    # axis); the other points are read and written in chunks straight from and into [T, N, 3].
+    pick = slice(None) if anchors is None else anchors
+    y = data[:, pick].transpose(0, 1).contiguous()
+    v = visibility[:, pick].to(data.dtype).transpose(0, 1).contiguous()
     with _workers() as pool:
         x, rot, scale, stats = _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick, pool)
         if anchors is None:
-            out = x
+            out = x.transpose(0, 1)
         else:
-            out = _follow_anchors(work, vis, anchors, x, rot, rigidity * 2 * k, scale, interpolation_neighbours, ref_frame, pool)
+            out = _follow_anchors(data, visibility, anchors, y, x, rot, rigidity * 2 * k, scale, interpolation_neighbours, ref_frame, pool)
     tick(iterations + 1)
     if info is not None:
         info.update(stats, anchors=int(y.shape[0]), k=k)
-    return out.transpose(0, 1).to(xyz.dtype).contiguous()
+    return out.to(xyz.dtype).contiguous()
 
 
 def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick, pool=None):
@@ -698,10 +699,9 @@ def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, 
         laplacian.set_weights(weights)
         targets = _rotate_edges(stacked, rest, graph)  # [A, k, T (+ T − 2), 3]
         target = targets[:, :, :t]
-        g = graph.adjoint(weights[..., None] * targets)
-        rhs = wd[..., None] * y + g[:, :t]
+        rhs = wd[..., None] * y + graph.adjoint(weights[..., :t, None] * target)
         if smooth:
-            rhs = rhs + _accel_adjoint(g[:, t:])
+            rhs += _accel_adjoint(graph.adjoint(weights[..., t:, None] * targets[:, :, t:]))
         wd_t = wd.T.contiguous()[..., None]  # [T, A, 1]
 
         def apply(p):  # frame-major [T, A, 3]
@@ -717,7 +717,7 @@ def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, 
 
         x = _cg(apply, rhs.transpose(0, 1).contiguous(), x.transpose(0, 1).contiguous(), cg_iterations).transpose(0, 1).contiguous()
         dx = graph.diff(x)
-        del targets, g
+        del targets
 
         # Robust reweighting (IRLS): Cauchy weights at a scale taken from the residuals themselves.
         r = _norm3(x - y)
@@ -751,21 +751,20 @@ def _rest_shape(dx, rot, rest, graph: _Graph, weight, cg_iterations):
     return _cg(apply, tie * rest + graph.adjoint(omega[..., None] * edge), rest, cg_iterations)
 
 
-def _follow_anchors(y, vis, anchors, xa, rot, stiffness, data_scale, neighbours, ref_frame, pool=None, chunk: int = 2048):
-    """Every non-anchor point ``y [N, T, 3]`` from its nearest anchors' regularised motion
-    (``xa [A, T, 3]``, ``rot [A, T, 3, 3]``), blended robustly with its own observation.
-
-    Written into ``y`` itself (each point's row is read, then overwritten by its result) and returned."""
-    n = y.shape[0]
+def _follow_anchors(data, visibility, anchors, ya, xa, rot, stiffness, data_scale, neighbours, ref_frame, pool=None, chunk: int = 2048):
+    """``[T, N, 3]``: the anchors' regularised positions ``xa [A, T, 3]`` (observed ``ya``), and every other
+    point of ``data [T, N, 3]`` (visibility ``[T, N]``) from its nearest anchors' regularised motion
+    (``rot [A, T, 3, 3]``), blended robustly with its own observation. Reads and writes the points in
+    chunks of ``chunk`` (no point-major copy of the whole set)."""
+    n = data.shape[1]
     kk = min(max(int(neighbours), 1), anchors.numel())
-    is_anchor = torch.zeros(n, dtype=torch.bool, device=y.device)
+    is_anchor = torch.zeros(n, dtype=torch.bool, device=data.device)
     is_anchor[anchors] = True
     others = (~is_anchor).nonzero().squeeze(1)
-    ya = y[anchors]
-    out = y
-    out[anchors] = xa
+    out = torch.empty_like(data)
+    out[:, anchors] = xa.transpose(0, 1)
     ref_anchor = ya[:, ref_frame].contiguous()
-    near_all, dist_all = knn(ref_anchor, kk, queries=y[others, ref_frame], workers=_pool_size(pool))
+    near_all, dist_all = knn(ref_anchor, kk, queries=data[ref_frame, others], workers=_pool_size(pool))
 
     def follow(start: int) -> None:
         idx = others[start : start + chunk]
@@ -773,9 +772,10 @@ def _follow_anchors(y, vis, anchors, xa, rot, stiffness, data_scale, neighbours,
         c, kn = near.shape
         flat = near.reshape(-1)
         w = 1.0 / (dist + 1e-6 * (float(dist.mean()) + 1e-12))  # [C, K]
-        yp, seen = y.index_select(0, idx), vis.index_select(0, idx)  # [C, T, 3], [C, T]
+        yp = data.index_select(1, idx).transpose(0, 1)  # [C, T, 3]
+        seen = visibility.index_select(1, idx).T.to(data.dtype)  # [C, T]
         # (index_select: row gathers ~10x faster than advanced indexing with a 2-D index here)
-        t = y.shape[1]
+        t = data.shape[0]
         rk = rot.index_select(0, flat).view(c * kn, t * 3, 3)  # [C·K, T·3, 3]: each anchor's R_t stacked
         d = yp[:, None] - ya.index_select(0, flat).view(c, kn, t, 3)  # [C, K, T, 3]
         # The point's offset to each anchor in the anchor's local frame, averaged over the frames it is
@@ -794,7 +794,7 @@ def _follow_anchors(y, vis, anchors, xa, rot, stiffness, data_scale, neighbours,
         predicted = xa.index_select(0, flat).view(c, kn, t, 3) + moved  # [C, K, T, 3]
         predicted = (w[..., None, None] * predicted).sum(1)  # [C, T, 3]
         wd = torch.maximum(seen * _cauchy(_norm3(yp - predicted), data_scale), torch.full_like(seen, _INVISIBLE_WEIGHT))
-        out.index_copy_(0, idx, (wd[..., None] * yp + stiffness * predicted) / (wd[..., None] + stiffness))
+        out.index_copy_(1, idx, ((wd[..., None] * yp + stiffness * predicted) / (wd[..., None] + stiffness)).transpose(0, 1))
 
     _map(pool, follow, range(0, others.numel(), chunk))
     return out
