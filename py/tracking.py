@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import types
+import os as _os
 from dataclasses import dataclass
 
 import torch
@@ -320,37 +323,48 @@ def _iter_tracks(frames: torch.Tensor, ref: int, preset: str, reanchor_every: in
     """Yield ``(t, prev, uv [H, W, 2], vis [H, W] bool)`` for every frame: ``ref`` first (prev None),
     then ref+1 .. T-1, then ref-1 .. 0 (prev = the frame processed before t in its direction).
 
-    Memory is O(H W) whatever T: frames are converted to grey as the chain reaches them, and only
-    the current and the next pair of flows exist at any time. Use it under ``contextlib.closing`` so
-    an early exit (a cancelled progress callback) restores the thread settings at once.
+    Memory is O(H W) whatever T: frames are converted to grey as the chain reaches them, and only the
+    flows of the next ``_LOOKAHEAD`` frames exist at any time. Use it under ``contextlib.closing`` so an
+    early exit (a cancelled progress callback) restores the thread settings at once.
     """
     check_preset(preset)
     reanchor_every = check_positive_int("reanchor_every", reanchor_every, minimum=0)
     num, height, width = frames.shape[:3]
     grid = pixel_grid(height, width).permute(2, 0, 1).contiguous()
     yield ref, None, grid.permute(1, 2, 0), torch.ones(height, width, dtype=torch.bool)
-    with _dis_threads() as pool:
+    steps = [(prev, t) for order in (range(ref + 1, num), range(ref - 1, -1, -1)) for prev, t in zip([ref, *order], order)]
+    passes = _PASSES[preset]
+    if _os.environ.get("VID4D_PASSES"):
+        passes = tuple(_os.environ["VID4D_PASSES"].split(","))
+    with _dis_threads() as pools:
         frame_ref = frames[ref].float().permute(2, 0, 1).contiguous()
         grey_ref = grey_u8(frames[ref])
-        for order in (list(range(ref + 1, num)), list(range(ref - 1, -1, -1))):
-            chain = _Chain(grid, frame_ref, grey_ref, preset, reanchor_every, pool)
-            prev = ref
-            grey_next = grey_u8(frames[order[0]]) if order else None
-            pending = _submit_pair(pool, grey_ref, grey_next, preset) if order else None
-            for i, t in enumerate(order):
-                grey_t, flows = grey_next, pending
-                # The next pair's flows do not depend on the tracks: start them now so DIS runs while
-                # this frame's sampling, re-anchoring and refinement do.
-                if i + 1 < len(order):
-                    grey_next = grey_u8(frames[order[i + 1]])
-                    pending = _submit_pair(pool, grey_t, grey_next, preset)
-                f, b = (_planar(x.result()) for x in flows)
-                pos, vis = chain.step(frames[t].float().permute(2, 0, 1), grey_t, f, b, abs(t - ref))
-                if refiner is not None:
-                    with _torch_threads(pool.torch_threads):  # a CPU refiner gets the CPU back
-                        pos, vis = _refine(refiner, frame_ref, frames[t], pos - grid, vis, grid)
-                yield t, prev, pos.permute(1, 2, 0), vis
-                prev = t
+        greys = {ref: grey_ref}
+        pending = collections.deque()
+
+        def submit(i: int) -> None:
+            # The pair flows do not depend on the tracks: they run ahead (on their own threads) while
+            # this frame's sampling, re-anchoring and refinement happen.
+            prev, t = steps[i]
+            for f in (prev, t):
+                if f not in greys:
+                    greys[f] = grey_u8(frames[f])
+            pending.append(_submit_pair(pools.pairs, greys[prev], greys[t], passes))
+
+        chain = None
+        for i, (prev, t) in enumerate(steps):
+            while len(pending) < _LOOKAHEAD and i + len(pending) < len(steps):
+                submit(i + len(pending))
+            if prev == ref:  # a new direction
+                chain = _Chain(grid, frame_ref, grey_ref, passes, reanchor_every, pools)
+            f, b = (_planar(x.result()) for x in pending.popleft())
+            pos, vis = chain.step(frames[t], greys[t], f, b, abs(t - ref))
+            if prev != ref:
+                greys.pop(prev, None)
+            if refiner is not None:
+                with _torch_threads(pools.torch_threads):  # a CPU refiner gets the CPU back
+                    pos, vis = _refine(refiner, frame_ref, frames[t], pos - grid, vis, grid)
+            yield t, prev, pos.permute(1, 2, 0), vis
 
 
 def _planar(flow) -> torch.Tensor:
@@ -358,15 +372,22 @@ def _planar(flow) -> torch.Tensor:
     return torch.from_numpy(flow).permute(2, 0, 1)
 
 
-import os as _os
-def _pass(preset, i):
-    spec = _os.environ.get("VID4D_PASSES")
-    return spec.split(",")[i] if spec else preset
+# DIS preset of each flow the chained tracker computes, per user preset: (consecutive forward,
+# consecutive backward, direct ref → t, direct t → ref). The forward flows carry the tracks and are
+# what their accuracy rests on; the backward ones only test them for consistency (with 0.7 px of
+# slack) and seed nothing, so they run one preset down.
+# TODO measured numbers
+_PASSES = {
+    "medium": ("medium", "fast", "medium", "fast"),
+    "fast": ("fast", "fast", "fast", "fast"),
+    "ultrafast": ("ultrafast", "ultrafast", "ultrafast", "ultrafast"),
+}
+_LOOKAHEAD = 3  # frames whose pair flows are computed ahead of the chain
 
 
-def _submit_pair(pool, src, dst, preset: str, init_fwd=None, init_bwd=None):
+def _submit_pair(pool, src, dst, passes):
     """Futures of the forward (src → dst) and backward (dst → src) DIS flows, running concurrently."""
-    return pool.submit(dis_flow_grey, src, dst, _pass(preset, 0), init_fwd), pool.submit(dis_flow_grey, dst, src, _pass(preset, 1), init_bwd)
+    return pool.submit(dis_flow_grey, src, dst, passes[0]), pool.submit(dis_flow_grey, dst, src, passes[1])
 
 
 @contextlib.contextmanager
@@ -381,20 +402,27 @@ def _torch_threads(count: int):
 
 @contextlib.contextmanager
 def _dis_threads():
-    """A 2-worker pool for DIS with OpenCV and torch at one thread each while it lives (restored after).
+    """Thread pools for DIS with OpenCV and torch at one thread each while they live (restored after).
 
     Measured on this project's 2-core CPU: one DIS call takes the same time with OpenCV at 1 or 2
     threads, while two calls side by side from Python threads take ~0.6x the time of two in a row; so
-    the forward and backward flows of a pair run concurrently (and the next pair while the current one
-    is used). torch stays at one thread meanwhile: its OpenMP workers spin-wait between operations
-    and starved the DIS threads (a 480x720 clip ran up to 4x slower with torch at 2 threads).
+    the forward and backward flows of a pair run concurrently, and pairs run ahead of the chain. The
+    direct (re-anchoring) flows get a pool of their own: the chain waits for them, so they must not
+    queue behind the pairs computed ahead (which keep the cores busy meanwhile). torch stays at one
+    thread: its OpenMP workers spin-wait between operations and starved the DIS threads (a 480x720
+    clip ran up to 4x slower with torch at 2 threads).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     torch_threads = torch.get_num_threads()
-    with _torch_threads(1), cv2_threads(1), ThreadPoolExecutor(2 if torch_threads >= 2 else 1, thread_name_prefix="vid4d-dis") as pool:
-        pool.torch_threads = torch_threads
-        yield pool
+    workers = 2 if torch_threads >= 2 else 1
+    with (
+        _torch_threads(1),
+        cv2_threads(1),
+        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-dis") as pairs,
+        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-direct") as direct,
+    ):
+        yield types.SimpleNamespace(pairs=pairs, direct=direct, torch_threads=torch_threads)
 
 
 def _inside(xy: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -411,9 +439,9 @@ def _at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
 class _Chain:
     """State of one direction of the chained tracker: every reference pixel's position in the last frame."""
 
-    def __init__(self, grid: torch.Tensor, frame_ref: torch.Tensor, grey_ref, preset: str, reanchor_every: int, pool):
+    def __init__(self, grid: torch.Tensor, frame_ref: torch.Tensor, grey_ref, passes, reanchor_every: int, pools):
         self.grid, self.frame_ref, self.grey_ref = grid, frame_ref, grey_ref
-        self.preset, self.every, self.pool = preset, reanchor_every, pool
+        self.passes, self.every, self.pool = passes, reanchor_every, pools.direct
         self.height, self.width = grid.shape[1:]
         self.pos = grid.clone()  # [2, H, W] position in the last frame
         self.vis = torch.ones(self.height, self.width, dtype=torch.bool)
@@ -422,7 +450,7 @@ class _Chain:
         self.anchor_vel: torch.Tensor | None = None  # mean per-frame motion between the last two anchorings
 
     def step(self, frame_t: torch.Tensor, grey_t, f: torch.Tensor, b: torch.Tensor, distance: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Advance to frame t (``[3, H, W]``, its grey, ``distance`` frames from the reference) given the
+        """Advance to frame t (``[H, W, 3]``, its grey, ``distance`` frames from the reference) given the
         flows ``f`` (previous → t) and ``b`` (t → previous), ``[2, H, W]``: positions and visibility."""
         f_p = _at(f, self.pos)  # each track's motion, read at its sub-pixel position
         moved = self.pos + f_p
@@ -446,13 +474,14 @@ class _Chain:
 
     def _reanchor(self, frame_t: torch.Tensor, grey_t) -> None:
         """Check the chained tracks against the direct ref → t flow: correct, recover, or declare occluded."""
+        frame_t = frame_t.float().permute(2, 0, 1).contiguous()
         disp = self.pos - self.grid
         # Long-range DIS needs a seed (from zero it fails beyond ~20 px of motion; DIS tries the seed
         # as a candidate for every patch at every scale): the chained displacement for the forward
         # flow, its inverse for the backward one.
-        fwd = self.pool.submit(dis_flow_grey, self.grey_ref, grey_t, _pass(self.preset, 2), disp.permute(1, 2, 0).numpy())
+        fwd = self.pool.submit(dis_flow_grey, self.grey_ref, grey_t, self.passes[2], disp.permute(1, 2, 0).numpy())
         seed_back = _invert(disp, self.pos, self.vis, self.grid).permute(1, 2, 0).numpy()
-        bwd = self.pool.submit(dis_flow_grey, grey_t, self.grey_ref, _pass(self.preset, 3), seed_back)
+        bwd = self.pool.submit(dis_flow_grey, grey_t, self.grey_ref, self.passes[3], seed_back)
         direct, back = _planar(fwd.result()), _planar(bwd.result())
         # How far a direct match may be from where the chain put the track: chaining drifts slowly; a
         # coasting (hidden) track may be off by a fraction of its motion, which scales with the image.
@@ -502,16 +531,22 @@ def _invert(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torc
     take the local fixed point b(q) = -d(q + b(q)) instead.
     """
     height, width = grid.shape[1:]
+    n = height * width
     back = -disp
     for _ in range(iterations):
         back = -_at(disp, grid + back)
-    landed = vis & _inside(pos, width, height)
-    x = pos[0][landed].round().long()
-    y = pos[1][landed].round().long()
-    index = y * width + x
-    count = torch.zeros(height * width).index_add_(0, index, torch.ones(index.shape[0]))
-    splat = torch.stack([torch.zeros(height * width).index_add_(0, index, -disp[c][landed]) for c in range(2)])
-    splat = (splat / count.clamp_min(1)).reshape(2, height, width)
+    landed = (vis & _inside(pos, width, height)).reshape(-1)
+    # Every pixel scattered (those that did not land into a spare bin n): no boolean selections, which
+    # cost more than the scatter itself at this size.
+    x = pos[0].round().clamp(0, width - 1).long()
+    y = pos[1].round().clamp(0, height - 1).long()
+    index = torch.where(landed, (y * width + x).reshape(-1), n)
+    sums = torch.zeros(3, n + 1)
+    sums[0].scatter_add_(0, index, torch.ones(n))
+    sums[1].scatter_add_(0, index, disp[0].reshape(-1))
+    sums[2].scatter_add_(0, index, disp[1].reshape(-1))
+    count = sums[0, :n]
+    splat = (-sums[1:, :n] / count.clamp_min(1)).reshape(2, height, width)
     return torch.where((count > 0).reshape(height, width), splat, back)
 
 
