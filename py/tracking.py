@@ -454,7 +454,7 @@ class _Chain:
         flows ``f`` (previous → t) and ``b`` (t → previous), ``[2, H, W]``: positions and visibility."""
         f_p = _at(f, self.pos)  # each track's motion, read at its sub-pixel position
         moved = self.pos + f_p
-        ok = fb_check(f_p, _at(b, moved), _FB_ALPHA, _FB_BETA, dim=0) & self.vis
+        ok = fb_check(f_p, _at(b, moved), _FB_ALPHA, float(_os.environ.get("VID4D_PAIR_BETA", _FB_BETA)), dim=0) & self.vis
         if self.anchor_vel is None:
             self.anchor_vel = f_p
         self.since += 1
@@ -493,7 +493,9 @@ class _Chain:
         # flows are filled in smoothly from the surroundings and can agree with each other.
         target = self.grid + direct
         ok = fb_check(direct, _at(back, target), _FB_ALPHA, _FB_BETA, dim=0) & _inside(target, self.width, self.height)
-        ok &= self.vis | (_photometric_error(self.frame_ref, frame_t, target) <= _RECOVER_PHOTO)
+        recovering = ok & ~self.vis
+        if bool(recovering.any()):
+            ok &= self.vis | (_photometric_error(self.frame_ref, frame_t, target, recovering) <= _RECOVER_PHOTO)
         accept = ok & ((target - self.pos).square().sum(0) <= gate.square())
 
         # Ownership: the pixel of frame t a visible track sits on, matched consistently back to a
@@ -501,12 +503,19 @@ class _Chain:
         # that a smooth flow dragged along with an occluder (forward and backward flows then agree
         # with each other, so the pairwise test cannot see it). So does a colour that no longer
         # matches the reference pixel's (a looser threshold: lighting may change over a long range).
+        # Only the tracks the direct flow did not confirm are tested (the tests are per track, so
+        # evaluating them at those positions alone gives the same answer for a fraction of the work).
         held = self.vis & ~accept & _inside(self.pos, self.width, self.height)
-        back_q = _at(back, self.pos)
-        owner = self.pos + back_q
-        claimed = fb_check(back_q, _at(direct, owner), _FB_ALPHA, _FB_BETA, dim=0) & ((owner - self.grid).square().sum(0) > gate.square())
-        stray = _photometric_error(self.frame_ref, frame_t, self.pos) > _VISIBLE_PHOTO
-        lost = held & (claimed | stray)
+        lost = torch.zeros_like(held)
+        if bool(held.any()):
+            pick = held.reshape(-1).nonzero().squeeze(1)
+            pos = self.pos.reshape(2, -1)[:, pick]
+            back_q = sample_chw(back, pos[0], pos[1])
+            owner = pos + back_q
+            far = (owner - self.grid.reshape(2, -1)[:, pick]).square().sum(0) > gate.reshape(-1)[pick].square()
+            claimed = fb_check(back_q, sample_chw(direct, owner[0], owner[1]), _FB_ALPHA, _FB_BETA, dim=0) & far
+            stray = _photometric_error(self.frame_ref, frame_t, self.pos, held).reshape(-1)[pick] > _VISIBLE_PHOTO
+            lost.view(-1)[pick] = claimed | stray
 
         since = self.since.clamp_min(1)
         self.pos = torch.where(accept, target, torch.where(lost, self._coast(), self.pos))
@@ -516,11 +525,56 @@ class _Chain:
         self.since = torch.where(accept, torch.zeros_like(self.since), self.since)
 
 
-def _photometric_error(frame_ref: torch.Tensor, frame_t: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+def _photometric_error(frame_ref: torch.Tensor, frame_t: torch.Tensor, xy: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
     """``[H, W]`` mean absolute colour difference (0..1), averaged over 3x3, between the reference
-    frame ``[3, H, W]`` and frame t ``[3, H, W]`` sampled at the planar positions ``xy``."""
-    diff = (frame_ref - _at(frame_t, xy)).abs().mean(0)
-    return F.avg_pool2d(diff[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
+    frame ``[3, H, W]`` and frame t ``[3, H, W]`` sampled at the planar positions ``xy``.
+
+    With ``where`` (``[H, W]`` bool) the result is computed (exactly) only there: frame t is sampled at
+    those positions and their 3x3 neighbours' alone; elsewhere it is 0.
+    """
+    height, width = xy.shape[1:]
+    if where is None:
+        diff = (frame_ref - _at(frame_t, xy)).abs().mean(0)
+    else:
+        band = _dilate3(where).reshape(-1).nonzero().squeeze(1)
+        at = xy.reshape(2, -1)[:, band]
+        diff = torch.zeros(height * width)
+        diff[band] = (frame_ref.reshape(3, -1)[:, band] - sample_chw(frame_t, at[0], at[1])).abs().mean(0)
+        diff = diff.view(height, width)
+    return _mean3(diff)
+
+
+def _dilate3(mask: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` bool: the mask grown by one pixel in all 8 directions."""
+    rows = mask.clone()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.clone()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def _mean3(x: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` mean over each pixel's 3x3 neighbourhood inside the image (avg_pool2d with
+    ``count_include_pad=False``, which is ~5x slower at this size): the nine neighbours summed in
+    row-major order, divided by their count."""
+    height, width = x.shape
+    p = F.pad(x[None], (1, 1, 1, 1))[0]
+    total = p[:height, :width].clone()
+    for dy in range(3):
+        for dx in range(3):
+            if dy or dx:
+                total += p[dy : dy + height, dx : dx + width]
+    rows = torch.full((height, 1), 3.0)
+    rows[0] = rows[-1] = 2.0
+    cols = torch.full((1, width), 3.0)
+    cols[:, 0] = cols[:, -1] = 2.0
+    if height == 1:
+        rows.fill_(1.0)
+    if width == 1:
+        cols.fill_(1.0)
+    return total / (rows * cols)
 
 
 def _invert(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torch.Tensor, iterations: int = 3) -> torch.Tensor:
@@ -532,9 +586,6 @@ def _invert(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torc
     """
     height, width = grid.shape[1:]
     n = height * width
-    back = -disp
-    for _ in range(iterations):
-        back = -_at(disp, grid + back)
     landed = (vis & _inside(pos, width, height)).reshape(-1)
     # Every pixel scattered (those that did not land into a spare bin n): no boolean selections, which
     # cost more than the scatter itself at this size.
@@ -546,8 +597,16 @@ def _invert(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torc
     sums[1].scatter_add_(0, index, disp[0].reshape(-1))
     sums[2].scatter_add_(0, index, disp[1].reshape(-1))
     count = sums[0, :n]
-    splat = (-sums[1:, :n] / count.clamp_min(1)).reshape(2, height, width)
-    return torch.where((count > 0).reshape(height, width), splat, back)
+    out = -sums[1:, :n] / count.clamp_min(1)
+    # The fixed point is per pixel, so it is iterated only where no track landed.
+    miss = (count == 0).nonzero().squeeze(1)
+    if miss.numel():
+        gx, gy = grid[0].reshape(-1)[miss], grid[1].reshape(-1)[miss]
+        back = -disp.reshape(2, -1)[:, miss]
+        for _ in range(iterations):
+            back = -sample_chw(disp, gx + back[0], gy + back[1])
+        out[:, miss] = back
+    return out.reshape(2, height, width)
 
 
 def _refine(refiner, frame_ref: torch.Tensor, frame_t: torch.Tensor, flow: torch.Tensor, vis: torch.Tensor, grid: torch.Tensor):
