@@ -90,7 +90,7 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _heap_reader():
+def heap_reader():
     """Bytes currently allocated through malloc (glibc mallinfo2: in-use heap + mmapped blocks), or None.
 
     Unlike the resident set size this falls when memory is freed, so it shows what is live at a time
@@ -118,7 +118,7 @@ class PeakMemory:
     """Peak live heap (and peak RSS) above the level at entry, polled every millisecond in a thread."""
 
     def __enter__(self):
-        self._heap = _heap_reader()
+        self._heap = heap_reader()
         self.heap_base = self.heap_peak = self._heap() if self._heap else 0
         self.rss_base = self.rss_peak = rss_bytes()
         self._stop = threading.Event()
