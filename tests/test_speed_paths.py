@@ -8,6 +8,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,6 +112,26 @@ def test_compiled_bands_on_threads_equal_eager_at_batch_4(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert splat.compile_status() == "compiled"
+
+
+def test_compiled_kernel_without_a_compiler_falls_back_to_eager(tmp_path):
+    """A real missing C++ compiler (CXX points nowhere, fresh inductor cache): one warning, eager result."""
+    script = """
+import warnings, torch
+from vid4d.py import splat
+g = torch.Generator().manual_seed(0)
+inp, flow, z = torch.rand(3, 3, 12, 16, generator=g), torch.randn(3, 2, 12, 16, generator=g), torch.randn(3, 1, 12, 16, generator=g)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out = splat.softmax_splat(inp, flow, z, kernel="compiled")
+assert splat.compile_status() == "failed", splat.compile_status()
+assert any("running eagerly" in str(w.message) for w in caught), [str(w.message) for w in caught]
+assert torch.equal(out, splat.softmax_splat(inp, flow, z, kernel="scatter"))
+print("fell back")
+"""
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache"), splat.COMPILE_ENV: "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "fell back" in done.stdout, done.stderr[-3000:]
 
 
 # --- dense tracking --------------------------------------------------------------------------------------
