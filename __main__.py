@@ -1,4 +1,4 @@
-"""Command line: ``python -m vid4d run|demo|convert|nodes`` (see ``python -m vid4d -h``)."""
+"""Command line: ``python -m vid4d run|batch|demo|convert|nodes`` (see ``python -m vid4d -h``)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,19 @@ def main(argv=None) -> int:
     run.add_argument("--input", type=Path, help="a video/image file for the workflow's load node(s)")
     run.add_argument("--out", type=Path, default=Path("vid4d_output"), help="output folder (default ./vid4d_output)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE_ID.INPUT=VALUE", help="override an input, e.g. --set 1.num_frames=8 (repeatable)")
+    batch = sub.add_parser("batch", help="run a workflow once per input (files, folders, .txt lists of paths), on Ray when installed")
+    batch.add_argument("workflow", type=Path)
+    batch.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="video/image files, folders of them (a sub-folder of frames is one input), or .txt lists of paths")
+    batch.add_argument("--out", type=Path, default=Path("vid4d_batch"), help="output folder, one sub-folder per input (default ./vid4d_batch)")
+    batch.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE_ID.INPUT=VALUE", help="override an input of every run (repeatable)")
+    batch.add_argument("--force", action="store_true", help="redo inputs that are already done")
+    batch.add_argument("--address", help="an existing Ray cluster: ray://HEAD:10001, or auto for the one started here with `ray start` (default: a local Ray instance)")
+    batch.add_argument("--workers", type=int, help="Ray workers (default: as many as the CPUs/GPUs per task fit)")
+    batch.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs per worker (default 1; also its torch threads)")
+    batch.add_argument("--gpus-per-task", type=float, help="GPUs per worker (default 1 where the cluster has GPUs, else 0; 0.5 puts two on a GPU)")
+    batch.add_argument("--memory-per-task", type=float, metavar="GB", help="memory Ray reserves per worker (schedules fewer workers per machine)")
+    batch.add_argument("--files", choices=("auto", "shared", "ship"), default="auto", help="shared: workers read inputs and write --out at the same paths; ship: send them through Ray; auto: shared locally, ship with --address")
+    batch.add_argument("--sequential", action="store_true", help="run the inputs one after another in this process, without Ray")
     demo = sub.add_parser("demo", help="run the main example on the built-in sample scene (video + contact sheet)")
     demo.add_argument("--out", type=Path, default=Path("vid4d_output"))
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE_ID.INPUT=VALUE")
@@ -60,6 +73,10 @@ def main(argv=None) -> int:
 
     if args.command == "run":
         return _run(args.workflow, args.out, args.input, args.overrides)
+    if args.command == "batch":
+        from .nodes import batch as batch_module
+
+        return batch_module.main(args)
     if args.command == "demo":
         return _run(DEMO_WORKFLOW, args.out, None, args.overrides)
     if args.command == "convert":

@@ -2,7 +2,8 @@
 // - CameraPath: the camera frusta along the path (colour = time), the focus point, the source camera and,
 //   after a run, the scene's points; drag to orbit, wheel to zoom, double-click to refit; the scrubber
 //   looks through the camera at frame t. The path comes from the server (POST /vid4d/camera_path, the
-//   same py.camera code the node runs), re-asked whenever a widget changes.
+//   same py.camera code the node runs), re-asked whenever a widget changes; the widgets it sends are the
+//   node's own, read from the definition the server sent (nodeData), so this file keeps no list of them.
 // - CameraPath with preset 'keyframes': a keyframe editor writing the `keyframes` widget's JSON.
 // - LiftGaussians / DenseTrack3D: the points / track trails the node sends after a run (ui.vid4d_points,
 //   ui.vid4d_tracks), capped by the server.
@@ -12,7 +13,6 @@ import { api } from "../../scripts/api.js";
 import * as V from "./vid4d_view.js";
 
 const ROUTE = "/vid4d/camera_path";
-const PATH_WIDGETS = ["preset", "num_frames", "width", "height", "fov", "focus_depth", "angle", "distance", "zoom", "elevation", "easing", "cameras", "rig_angle", "keyframes"];
 const VIEW_HEIGHT = 280;
 
 const STYLE = `
@@ -390,7 +390,7 @@ class KeyframeEditor {
 // ------------------------------------------------------------------------------ CameraPath: live path from the server
 function widgetValues(node) {
   const out = {};
-  for (const name of PATH_WIDGETS) {
+  for (const name of node.vid4dPathWidgets || []) {
     const w = node.widgets?.find((x) => x.name === name);
     if (w !== undefined) out[name] = w.value;
   }
@@ -428,7 +428,8 @@ function upstreamPoints(node) {
   return null;
 }
 
-function setupCameraPath(node) {
+function setupCameraPath(node, nodeData) {
+  node.vid4dPathWidgets = V.widgetNames(nodeData); // what the route accepts: the node's widgets, from the server
   const preview = addViewWidget(node, "vid4d_path_view");
   preview.externalPoints = () => upstreamPoints(node);
   const keyWidget = node.widgets?.find((w) => w.name === "keyframes");
@@ -477,7 +478,7 @@ app.registerExtension({
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
       try {
-        if (nodeData.name === "CameraPath") setupCameraPath(this);
+        if (nodeData.name === "CameraPath") setupCameraPath(this, nodeData);
         else addViewWidget(this, "vid4d_field_view");
       } catch (e) {
         console.warn("Vid4D preview: could not add the 3D view", e);

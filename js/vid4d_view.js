@@ -2,7 +2,7 @@
 // ComfyUI loads every .js file under js/ as an extension; this module only exports, so loading it
 // that way does nothing. js/vid4d_preview.js imports it; tests/js/ checks it under `node --test`.
 //
-// Conventions as in py/camera.py: OpenCV camera axes (x right, y down, z forward), world = the source
+// Conventions as in py/camera/: OpenCV camera axes (x right, y down, z forward), world = the source
 // camera at frame 0, K given as [fx, s, cx, fy, cy] (pixels), world_to_camera as 12 numbers (rows of
 // [R | t]). The camera path itself is computed by the server (POST /vid4d/camera_path), never here.
 
@@ -197,6 +197,25 @@ export function decodeTracks(p) {
   return { kind: "tracks", xyz: Float32Array.from(p.xyz), rgb, visible, count, trail, frame: p.frame | 0, numFrames: p.num_frames | 0, text: String(p.text ?? "") };
 }
 
+// ------------------------------------------------------------------------------ node definitions (server → browser)
+const WIDGET_TYPES = ["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"];
+
+/**
+ * The names of a node's widgets in order, from the definition the server sent (/object_info, the
+ * `nodeData` of beforeRegisterNodeDef): the `section` inputs that are widgets (a combo list or a
+ * widget type), in `input_order` (else the object's key order). CameraPath's preview posts exactly
+ * these, so the browser keeps no list of its own and a widget added on the server is sent too.
+ */
+export function widgetNames(nodeData, section = "required") {
+  const inputs = nodeData?.input?.[section];
+  if (!inputs || typeof inputs !== "object") return [];
+  const order = Array.isArray(nodeData.input_order?.[section]) ? nodeData.input_order[section] : Object.keys(inputs);
+  return order.filter((name) => {
+    const type = inputs[name]?.[0];
+    return Array.isArray(type) || (WIDGET_TYPES.includes(type) && !inputs[name]?.[1]?.forceInput);
+  });
+}
+
 // ------------------------------------------------------------------------------ keyframes (the `keyframes` widget)
 export const KEY_FIELDS = ["frame", "t", "position", "look_at", "angles", "quaternion", "fov", "focal"];
 export const ORIENTATIONS = ["look_at", "angles", "none"];
@@ -215,7 +234,7 @@ export function parseKeyframes(text) {
 
 /**
  * Problems with a list of keys as messages ("key 2: ..."), empty when py.camera would accept it.
- * Mirrors py/camera.py _parse_keyframes so the user sees the problem while typing; the server has the last word.
+ * Mirrors py/camera/presets.py _parse_keyframes so the user sees the problem while typing; the server has the last word.
  */
 export function validateKeyframes(keys, numFrames = 0) {
   if (!Array.isArray(keys)) return ["keyframes: expected a list of keys"];

@@ -8,7 +8,7 @@ from ..models import loading
 from ..py import depth as dp
 from ..py.checks import check_image
 from . import runtime
-from .common import DEPTH, DEPTH_ENCODINGS, DEPTH_MODEL, category, expect, info
+from .common import DEPTH, DEPTH_MODEL, category, expect, info
 
 UNET_DEFAULT = "ChronoDepth-v1"
 BASE_DEFAULT = "stable-video-diffusion-img2vid-xt"
@@ -158,7 +158,7 @@ class VideoDepth:
         return {"ui": info(text), "result": (video, preview, image)}
 
 
-INTERPRETATIONS = [*DEPTH_ENCODINGS, "scale_shift_depth", "scale_shift_disparity"]
+INTERPRETATIONS = [*dp.IMAGE_ENCODINGS, *dp.SCALE_SHIFT_ENCODINGS]
 
 
 class Vid4DDepthFromImage:
@@ -197,14 +197,9 @@ class Vid4DDepthFromImage:
         if align_window:
             grey = dp.align_scale_shift(grey, align_window, align_overlap)
             notes.append(f"aligned in windows of {align_window} (overlap {align_overlap})")
-        if interpretation in DEPTH_ENCODINGS:
-            grey = grey.clamp(0, 1)
-            video = dp.depth_from_image(grey.unsqueeze(-1).expand(*grey.shape, 3), encoding=interpretation, near=near, far=far)
-        else:
-            value = grey * scale + shift
-            if not bool((value > 0).all()):
-                raise ValueError(f"{interpretation}: grey * scale + shift must be > 0 everywhere, got minimum {float(value.min()):.4g}; adjust scale/shift")
-            video = dp.DepthVideo((value if interpretation == "scale_shift_depth" else 1.0 / value).float(), kind="relative")
+        if interpretation in dp.IMAGE_ENCODINGS:
+            grey = grey.clamp(0, 1)  # alignment may leave 0..1; these readings place 0..1 between near and far
+        video = dp.depth_from_grey(grey, interpretation, near, far, scale=scale, shift=shift)
         t, h, w = video.depth.shape
         text = f"{t} depth maps {w}x{h} read as {interpretation}" + (f"; {', '.join(notes)}" if notes else "")
         return {"ui": info(text), "result": (video, video.to_image())}

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..py import points as pts
 from ..py.checks import check_mask
-from ..py.tracking import Tracks3D
 from . import runtime
-from .common import TRACKS3D, category, expect, info
+from .common import REGULARIZER, TRACKS3D, category, expect, info
 
 
 class PointRegularizer:
@@ -23,13 +20,14 @@ class PointRegularizer:
     )
     CATEGORY = category("tracking")
     FUNCTION = "regularize"
-    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING")
-    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report")
+    RETURN_TYPES = (TRACKS3D, "IMAGE", "MASK", "STRING", REGULARIZER)
+    RETURN_NAMES = ("tracks", "point_map", "point_mask", "report", "regularizer")
     OUTPUT_TOOLTIPS = (
         "the regularised tracks (positions re-projected with the tracks' intrinsics; visibility unchanged)",
         "PointVid point map video: xyz in [-1, 1] as colours (r, g, b) = (xyz + 1) / 2, black where no point",
         "1 where the point map holds a point",
         "before/after summary: displacement applied, objective, rigidity error",
+        "these settings, for LiftGaussians' multi_reference mode: it regularises every reference frame's tracks with them",
     )
 
     @classmethod
@@ -53,53 +51,18 @@ class PointRegularizer:
 
     def regularize(self, tracks, rigidity, smoothness, k, iterations, max_anchors, num_points, seed, foreground_bias, mask=None):
         tracks = expect(tracks, TRACKS3D, "tracks")
-        t, h, w = tracks.num_frames, tracks.height, tracks.width
+        h, w = tracks.height, tracks.width
         fg = None
         if mask is not None:
             m = check_mask("mask", mask, height=h, width=w)
             fg = m[min(tracks.ref_frame, m.shape[0] - 1)]
-        device = runtime.get_device()
-        before = tracks.xyz().reshape(t, -1, 3)
-        vis = tracks.visibility.reshape(t, -1)
         progress = runtime.Progress(iterations + 1, "regularise points")
         stats: dict = {}
-        after = pts.regularize_points(
-            before.to(device), vis.to(device), k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations,
-            ref_frame=tracks.ref_frame, max_anchors=max_anchors, seed=seed,
-            progress=progress.callback(), cancel=runtime.check_interrupted, info=stats,
-        ).to(before.device)
-        # Keep points in front of the camera so they project back to finite pixels.
-        z_min = float(before[..., 2][before[..., 2] > 0].min()) * 0.1 if bool((before[..., 2] > 0).any()) else 1e-6
-        after = torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
-        uv, depth = pts.project_points(after, tracks.intrinsics)
-        out = Tracks3D(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame)
+        regularization = pts.PointRegularization(k=k, rigidity=rigidity, smoothness=smoothness, iterations=iterations, max_anchors=max_anchors, seed=seed, device=str(runtime.get_device()))
+        out = pts.regularize_tracks(tracks, regularization, progress=progress.callback(), cancel=runtime.check_interrupted, info=stats)
         maps = pts.point_maps(out, mask=fg, num_points=num_points, seed=seed, foreground_bias=foreground_bias)
-        text = _report(before, after, tracks, stats)
-        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text)}
-
-
-def _report(before: torch.Tensor, after: torch.Tensor, tracks: Tracks3D, stats: dict) -> str:
-    seen = tracks.visible().reshape(tracks.num_frames, -1)
-    moved = (after - before).norm(dim=-1)[seen]
-    # Rigidity error on a sample of points (all of them would need N·k pairs): rest lengths are each
-    # pair's median length over the frames, so it measures how much neighbourhoods change shape.
-    gen = torch.Generator().manual_seed(0)
-    n = before.shape[1]
-    sample = torch.randperm(n, generator=gen)[: min(n, 4000)]
-    k = min(8, sample.numel() - 1)
-    lines = [f"{tracks.num_frames} frames, {n} points ({stats.get('anchors', n)} solved, k={stats.get('k', k)})"]
-    if moved.numel():
-        lines.append(f"displacement applied (visible): mean {float(moved.mean()):.4g}, median {float(moved.median()):.4g}, max {float(moved.max()):.4g}")
-    lines.append(f"objective: {stats.get('objective_before', 0.0):.4g} -> {stats.get('objective_after', 0.0):.4g}; outliers down-weighted {100 * stats.get('outlier_fraction', 0.0):.1f}%")
-    if k >= 1:
-        b, a = before[:, sample], after[:, sample]
-        pairs = pts.knn_pairs(b[tracks.ref_frame], k)
-        vis = seen[:, sample]
-        rest = (b[:, pairs[:, 0]] - b[:, pairs[:, 1]]).norm(dim=-1).median(0).values
-        rb = float(pts.rigidity_loss(b, pairs, vis, rest=rest)) ** 0.5
-        ra = float(pts.rigidity_loss(a, pairs, vis, rest=rest)) ** 0.5
-        lines.append(f"rigidity error (rms neighbour-distance change): {rb:.4g} -> {ra:.4g}")
-    return "\n".join(lines)
+        text = pts.regularization_report(tracks, out, stats)
+        return {"ui": info(text), "result": (out, maps.image(), maps.valid.float(), text, regularization)}
 
 
 NODE_CLASS_MAPPINGS = {"PointRegularizer": PointRegularizer}

@@ -1,9 +1,10 @@
 """Data for the in-graph 3D previews (js/vid4d_preview.js): camera paths, point clouds, track trails.
 
 The browser never re-implements the camera maths: it posts CameraPath's widget values to
-``POST /vid4d/camera_path`` (registered on ComfyUI's server when it is running) and draws what
-:func:`path_payload` returns. After a run, CameraPath, LiftGaussians and DenseTrack3D send the same
-kind of payload as UI output (``ui.vid4d_path``, ``ui.vid4d_points``, ``ui.vid4d_tracks``).
+``POST /vid4d/camera_path`` (nodes/camera.py answers; :func:`register_routes` adds it to ComfyUI's
+server when it is running) and draws what :func:`path_payload` returns. After a run, CameraPath,
+LiftGaussians and DenseTrack3D send the same kind of payload as UI output (``ui.vid4d_path``,
+``ui.vid4d_points``, ``ui.vid4d_tracks``).
 
 Payloads are plain JSON, rounded and capped (:data:`MAX_POINTS`, :data:`MAX_TRACKS`,
 :data:`MAX_PATH_FRAMES`) so a 49×480×720 field does not flood the browser or the history.
@@ -25,15 +26,6 @@ MAX_PATH_FRAMES = 512
 DEFAULT_POINTS = 8000
 DEFAULT_TRACKS = 600
 TRAIL = 8  # frames of history drawn behind each track's head
-ROUTE = "/vid4d/camera_path"
-# Without a source camera connected, CameraPath's 0 sizes mean "the source's"; preview a typical clip.
-PREVIEW_SOURCE = {"num_frames": 49, "width": 720, "height": 480}
-
-# Widget name → the type the route accepts (the CameraPath node's widgets, in their order).
-PATH_FIELDS = {
-    "preset": str, "num_frames": int, "width": int, "height": int, "fov": float, "focus_depth": float, "angle": float,
-    "distance": float, "zoom": float, "elevation": float, "easing": str, "cameras": int, "rig_angle": float, "keyframes": str,
-}
 
 
 def _flat(values: torch.Tensor, digits: int) -> list[float]:
@@ -67,7 +59,7 @@ def path_payload(paths, focus_depth: float | None = None, text: str = "") -> dic
     "centers": [[x, y, z] per frame]}], "text"}`` for at most :data:`MAX_PATH_FRAMES` frames (evenly
     spaced, first and last kept). World = the source camera at frame 0 (OpenCV axes).
     """
-    path_list = cam._path_list(paths)
+    path_list = cam.as_path_list(paths)
     first = path_list[0]
     frames = _even_subset(first.num_frames, MAX_PATH_FRAMES)
     cameras = []
@@ -91,60 +83,6 @@ def path_payload(paths, focus_depth: float | None = None, text: str = "") -> dic
         "cameras": cameras,
         "text": text,
     }
-
-
-def camera_path_request(body) -> tuple[int, dict]:
-    """The route's logic, callable without a server: CameraPath widget values → (HTTP status, JSON).
-
-    ``body`` holds the widgets (:data:`PATH_FIELDS`, missing ones take the node's defaults) and
-    optionally ``source`` = ``{"num_frames", "width", "height", "K": [fx, s, cx, fy, cy]}``, the source
-    camera CameraPath saw in its last run. A bad value answers 400 with ``{"error": message}``.
-    """
-    from .render import CameraPath
-
-    if not isinstance(body, dict):
-        return 400, {"error": f"expected a JSON object of CameraPath widget values, got {type(body).__name__}"}
-    spec = CameraPath.INPUT_TYPES()["required"]
-    values = {}
-    try:
-        for name, kind in PATH_FIELDS.items():
-            raw = body.get(name, spec[name][1].get("default"))
-            if kind is int:
-                values[name] = int(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) and float(raw).is_integer() else _bad(name, "an integer", raw)
-            elif kind is float:
-                values[name] = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else _bad(name, "a number", raw)
-            else:
-                values[name] = raw if isinstance(raw, str) else _bad(name, "a string", raw)
-        source, note = _source_camera(body.get("source"), values)
-        out, focus_depth = CameraPath.build(**values, source_camera=source)
-    except ValueError as exc:
-        return 400, {"error": str(exc)}
-    count = len(cam._path_list(out))
-    text = f"{values['preset']}: {count} camera(s) x {out.num_frames} frames at {out.width}x{out.height}{note}"
-    return 200, path_payload(out, focus_depth=focus_depth, text=text)
-
-
-def _bad(name: str, expected: str, got):
-    raise ValueError(f"{name}: expected {expected}, got {got!r}")
-
-
-def _source_camera(source, values: dict):
-    """The source camera the browser remembered from the last run, or a stand-in when sizes are 0."""
-    if source:
-        if not isinstance(source, dict):
-            raise ValueError(f"source: expected {{num_frames, width, height, K}}, got {source!r:.80}")
-        k5 = source.get("K")
-        if not isinstance(k5, list) or len(k5) != 5:
-            raise ValueError(f"source.K: expected [fx, s, cx, fy, cy], got {k5!r:.80}")
-        fx, s, cx, fy, cy = (float(v) for v in k5)
-        k = torch.tensor([[fx, s, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-        return cam.CameraPath.static(k, int(source["num_frames"]), int(source["width"]), int(source["height"])), " (source camera of the last run)"
-    missing = [n for n in ("num_frames", "width", "height") if not values[n]]
-    if not missing:
-        return None, ""
-    for name in missing:
-        values[name] = PREVIEW_SOURCE[name]
-    return None, f" ({', '.join(missing)} from the source camera: shown as {PREVIEW_SOURCE['num_frames']} frames at 720x480 until a run)"
 
 
 def source_payload(path: cam.CameraPath) -> dict:
@@ -248,28 +186,34 @@ def payload_size(payload: dict) -> int:
 _registered: set[str] = set()
 
 
-def register_routes() -> bool:
-    """Add ``POST /vid4d/camera_path`` to ComfyUI's running PromptServer; False (no-op) outside ComfyUI.
+def register_routes(handlers: dict) -> bool:
+    """Add ``POST path`` for each ``path -> handler(body) -> (status, json)`` to ComfyUI's running PromptServer.
 
-    Looks the server up in ``sys.modules`` instead of importing it, so the package stays importable
-    (and light) in tests and the CLI, where no ``server`` module is loaded.
+    False (a no-op) outside ComfyUI or when every path is registered already. Looks the server up in
+    ``sys.modules`` instead of importing it, so the package stays importable (and light) in tests and
+    the CLI, where no ``server`` module is loaded.
     """
     server = getattr(sys.modules.get("server"), "PromptServer", None)
     instance = getattr(server, "instance", None)
     routes = getattr(instance, "routes", None)
-    if routes is None or ROUTE in _registered:
+    todo = {path: handler for path, handler in handlers.items() if path not in _registered}
+    if routes is None or not todo:
         return False
+    for path, handler in todo.items():
+        routes.post(path)(_json_route(handler))
+        _registered.add(path)
+    return True
 
-    @routes.post(ROUTE)
-    async def camera_path_route(request):
+
+def _json_route(handler):
+    async def route(request):
         from aiohttp import web  # ComfyUI's server runs on aiohttp; only needed once it calls us
 
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
             return web.json_response({"error": "expected a JSON body"}, status=400)
-        status, data = camera_path_request(body)
+        status, data = handler(body)
         return web.json_response(data, status=status)
 
-    _registered.add(ROUTE)
-    return True
+    return route

@@ -213,3 +213,17 @@ def checkpoint_dirs() -> list[Path]:
             pass
     env = os.environ.get("VID4D_MODELS_DIR")
     return [Path(env).expanduser() / "checkpoints"] if env else []
+
+
+# ---------------------------------------------------------------- core sampler names
+# KSampler's usual names, for combos when ComfyUI is not running (tests, the headless runner).
+FALLBACK_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddim", "uni_pc", "uni_pc_bh2", "lcm", "res_multistep")
+FALLBACK_SCHEDULERS = ("simple", "normal", "karras", "exponential", "sgm_uniform", "ddim_uniform", "beta", "linear_quadratic", "kl_optimal")
+
+
+def sampler_choices() -> tuple[list[str], list[str]]:
+    """KSampler's sampler and scheduler names: ComfyUI's own lists when it is running, else the usual ones."""
+    samplers = _module("comfy.samplers")
+    if samplers is not None and hasattr(samplers, "KSampler"):
+        return list(samplers.KSampler.SAMPLERS), list(samplers.KSampler.SCHEDULERS)
+    return list(FALLBACK_SAMPLERS), list(FALLBACK_SCHEDULERS)

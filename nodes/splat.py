@@ -7,7 +7,8 @@ import torch
 from ..py import splat
 from ..py.checks import check_image
 from . import runtime
-from .common import DEPTH, DEPTH_ENCODINGS, MOTION_TEXTURE, SYNTHESIS_MODEL, category, depth_input, expect, info
+from ..py.depth import IMAGE_ENCODINGS
+from .common import DEPTH, MOTION_TEXTURE, SYNTHESIS_MODEL, category, depth_input, expect, info
 
 WEIGHT_MODES = ["motion_magnitude", "depth", "custom", "none"]
 
@@ -48,7 +49,7 @@ class SoftmaxSplat:
                 "pyramid_levels": ("INT", {"default": 3, "min": 1, "max": 6, "step": 1, "tooltip": "pixel-space render: holes of each level are filled from the next coarser splat (1 = a single splat)"}),
                 "fill_holes": ("BOOLEAN", {"default": True, "tooltip": "pull-push fill of the holes left after the pyramid (pixel-space render)"}),
                 "chunk_frames": ("INT", {"default": 8, "min": 1, "max": 256, "step": 1, "tooltip": "frames splatted at once: memory grows with this, not with the video length"}),
-                "depth_encoding": (DEPTH_ENCODINGS, {"default": "disparity", "tooltip": "how to read depth_image"}),
+                "depth_encoding": (list(IMAGE_ENCODINGS), {"default": "disparity", "tooltip": "how to read depth_image"}),
             },
             "optional": {
                 "synthesis_model": (SYNTHESIS_MODEL, {"tooltip": "feature-pyramid synthesis network; without it the pixel-space render runs"}),
@@ -106,11 +107,7 @@ class SoftmaxSplat:
             value = depth_input(depth, depth_image, encoding, height=h, width=w)
             if value is None:
                 raise ValueError("weight_mode 'depth' needs a depth or depth_image input")
-            d = value.depth[0].float()
-            valid = d > 0 if value.valid is None else value.valid[0] & (d > 0)
-            # nearer wins: inverse depth; invalid pixels get the farthest value
-            inv = torch.where(valid, 1.0 / d.clamp_min(1e-8), torch.zeros_like(d))
-            return torch.where(valid, inv, inv[valid].min() if bool(valid.any()) else inv)
+            return value.nearness(0)  # nearer wins
         if weight_image is None:
             raise ValueError("weight_mode 'custom' needs a weight_image input")
         img = check_image("weight_image", weight_image)[0]

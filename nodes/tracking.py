@@ -7,7 +7,8 @@ from ..py import tracking as trk
 from ..py.checks import check_image
 from . import runtime
 from . import preview as preview3d
-from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, DEPTH_ENCODINGS, TRACKS3D, category, depth_input, info, source_intrinsics
+from ..py.depth import IMAGE_ENCODINGS
+from .common import FAR_TOOLTIP, NEAR_TOOLTIP, CAMERA_PATH, DEPTH, TRACKS3D, category, depth_input, info, source_intrinsics
 
 DOT_CHECKPOINT = "movi_f_raft_patch_4_alpha.pth"
 PRESETS = ["medium", "fast", "ultrafast"]
@@ -47,7 +48,7 @@ class DenseTrack3D:
                 "flow_preset": (PRESETS, {"default": "medium", "tooltip": "DIS optical flow preset: medium is the accurate one"}),
                 "reanchor_every": ("INT", {"default": 4, "min": 0, "max": 1000, "step": 1, "tooltip": "re-anchor the chain against direct flow from the reference every n frames (0 = never)"}),
                 "depth_smoothing": ("INT", {"default": 0, "min": 0, "max": 64, "step": 1, "tooltip": "temporal smoothing window of each track's depth (frames, 0 = off)"}),
-                "depth_encoding": (DEPTH_ENCODINGS, {"default": "disparity", "tooltip": "how to read depth_image"}),
+                "depth_encoding": (list(IMAGE_ENCODINGS), {"default": "disparity", "tooltip": "how to read depth_image"}),
                 "near": ("FLOAT", {"default": 1.0, "min": 0.001, "max": 1e5, "step": 0.01, "round": 0.001, "tooltip": NEAR_TOOLTIP}),
                 "far": ("FLOAT", {"default": 10.0, "min": 0.002, "max": 1e6, "step": 0.01, "round": 0.001, "tooltip": FAR_TOOLTIP}),
                 "weights": (_weights_choices(), {"default": DOT_CHECKPOINT, "tooltip": "DOT refiner weights (models/vid4d/tracking/)"}),

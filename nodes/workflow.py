@@ -84,6 +84,14 @@ class _LoadImage:
 
 CORE_NODES: dict[str, type] = {"SaveImage": _SaveImage, "PreviewImage": _PreviewImage, "LoadImage": _LoadImage}
 KNOWN_CORE_TYPES = tuple(sorted(set(FRONTEND_ONLY) | set(CORE_NODES)))
+# Core nodes that need ComfyUI's model machinery (the Wan workflows' loaders, conditioning, samplers, VAE):
+# headless, they and everything downstream of them are skipped, and the rest of the workflow runs.
+COMFYUI_ONLY_TYPES = frozenset({
+    "UNETLoader", "CLIPLoader", "VAELoader", "CLIPVisionLoader", "CLIPVisionEncode", "CLIPTextEncode", "ConditioningZeroOut",
+    "ModelSamplingSD3", "LoraLoader", "LoraLoaderModelOnly", "WanVaceToVideo", "WanFunControlToVideo", "Wan22FunControlToVideo",
+    "WanImageToVideo", "WanFunInpaintToVideo", "KSampler", "KSamplerAdvanced", "TrimVideoLatent", "VAEEncode", "VAEDecode",
+    "VAEDecodeTiled", "SetLatentNoiseMask", "CreateVideo", "SaveVideo", "SaveAnimatedWEBP",
+})
 
 
 # ---------------------------------------------------------------- input specs
@@ -225,7 +233,10 @@ def _widget_values(nid, ntype: str, specs: list[InputSpec], values) -> dict:
         if not spec.is_widget:
             continue
         if i >= len(values):
-            break
+            # Saved before the node grew this widget (new ones go at the end): like the frontend, it keeps its default.
+            if "default" in spec.options:
+                out[spec.name] = spec.options["default"]
+            continue
         out[spec.name] = values[i]
         i += 1
         if spec.has_seed_control and i < len(values) and values[i] in SEED_CONTROL_VALUES:
@@ -312,18 +323,22 @@ def apply_overrides(prompt: dict, overrides: list[str], classes: dict[str, type]
         prompt[nid]["inputs"][name] = value
 
 
+# The file-loading nodes ``--input`` points at, and the input that takes the path.
+INPUT_NODES = {"Vid4DLoadVideo": "path", "LoadImage": "image"}
+
+
+def input_nodes(prompt: dict) -> list[str]:
+    """Ids of the nodes that read the workflow's input file (what ``--input`` replaces)."""
+    return [nid for nid, node in prompt.items() if node["class_type"] in INPUT_NODES]
+
+
 def set_input_file(prompt: dict, path: Path) -> list[str]:
     """Point every file-loading node at ``path`` (for ``--input``); returns the node ids changed."""
-    changed = []
-    for nid, node in prompt.items():
-        if node["class_type"] == "Vid4DLoadVideo":
-            node["inputs"]["path"] = str(path)
-            changed.append(nid)
-        elif node["class_type"] == "LoadImage":
-            node["inputs"]["image"] = str(path)
-            changed.append(nid)
+    changed = input_nodes(prompt)
     if not changed:
         raise WorkflowError("--input was given but the workflow has no Vid4DLoadVideo or LoadImage node to read it")
+    for nid in changed:
+        prompt[nid]["inputs"][INPUT_NODES[prompt[nid]["class_type"]]] = str(path)
     return changed
 
 
@@ -399,6 +414,7 @@ def _is_link(value) -> bool:
 class RunResult:
     outputs: dict[str, dict] = field(default_factory=dict)  # node id → its "ui" dict
     timings: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # ids of nodes that need ComfyUI (and what depends on them)
 
     def files(self) -> list[Path]:
         """Every file the output nodes reported, as absolute paths."""
@@ -410,13 +426,23 @@ class RunResult:
         return found
 
 
-def execute(prompt: dict, classes: dict[str, type], log: Callable[[str], None] = print) -> RunResult:
-    """Validate and run an API-format prompt; returns the output nodes' UI results."""
+def execute(
+    prompt: dict,
+    classes: dict[str, type],
+    log: Callable[[str], None] = print,
+    on_node: Callable[[str, str, int, int], None] | None = None,
+) -> RunResult:
+    """Validate and run an API-format prompt; returns the output nodes' UI results.
+
+    ``on_node(node_id, class_type, index, count)`` is called as each node starts (batch progress).
+    """
     order = validate(prompt, classes)
     results: dict[str, tuple] = {}
     run = RunResult()
-    for nid in order:
+    for index, nid in enumerate(order):
         node = prompt[nid]
+        if on_node is not None:
+            on_node(nid, node["class_type"], index, len(order))
         cls = classes[node["class_type"]]
         kwargs = {name: (results[str(v[0])][int(v[1])] if _is_link(v) else v) for name, v in node["inputs"].items()}
         accepted = {s.name for s in input_specs(cls)}
@@ -453,10 +479,25 @@ def run_file(
     input_file=None,
     overrides: list[str] = (),
     log: Callable[[str], None] = print,
+    on_node: Callable[[str, str, int, int], None] | None = None,
 ) -> RunResult:
     """Load a workflow file (UI or API format), apply ``--input``/``--set`` and run it."""
+    prompt, all_classes, skipped = load_prompt(path, classes, input_file=input_file, overrides=overrides)
+    if skipped:
+        kinds = sorted(set(skipped.values()))
+        log(f"skipped {len(skipped)} node(s) that run only in ComfyUI ({', '.join(kinds)}) and what depends on them; running the rest")
+    result = execute(prompt, all_classes, log, on_node)
+    result.skipped = sorted(skipped, key=_id_key)
+    return result
+
+
+def load_prompt(path, classes: dict[str, type], *, input_file=None, overrides: list[str] = ()) -> tuple[dict, dict[str, type], dict[str, str]]:
+    """A workflow file (UI or API format) as an API prompt with ``--input``/``--set`` applied, the
+    node classes it runs with (``classes`` plus the headless core nodes), and ``{node id: type}`` of the
+    nodes left out because they run only in ComfyUI (:func:`without_comfyui_nodes`)."""
     workflow = load_workflow(path)
     all_classes = {**CORE_NODES, **classes}
+    workflow, skipped = without_comfyui_nodes(workflow)
     prompt = ui_to_api(workflow, all_classes) if is_ui_format(workflow) else _api(workflow)
     if input_file is not None:
         input_file = Path(input_file)
@@ -464,7 +505,33 @@ def run_file(
             raise FileNotFoundError(f"--input file not found: {input_file}")
         set_input_file(prompt, input_file.resolve())
     apply_overrides(prompt, list(overrides), all_classes)
-    return execute(prompt, all_classes, log)
+    return prompt, all_classes, skipped
+
+
+def without_comfyui_nodes(workflow: dict) -> tuple[dict, dict[str, str]]:
+    """The workflow without the nodes of :data:`COMFYUI_ONLY_TYPES` and everything downstream of them (UI
+    format: muted; API format: removed), and ``{node id: type}`` of what was taken out."""
+    ui = is_ui_format(workflow)
+    if ui:
+        types = {str(n["id"]): n.get("type") for n in workflow["nodes"]}
+        edges = [(str(src), str(dst)) for src, _, dst, _, _ in _links(workflow).values()]
+    else:
+        types = {str(k): n.get("class_type") for k, n in workflow.items() if isinstance(n, dict)}
+        edges = [(str(v[0]), str(k)) for k, n in workflow.items() if isinstance(n, dict) for v in (n.get("inputs") or {}).values() if _is_link(v)]
+    drop = {nid for nid, t in types.items() if t in COMFYUI_ONLY_TYPES}
+    grew = True
+    while grew:
+        more = {dst for src, dst in edges if src in drop and dst not in drop}
+        grew = bool(more)
+        drop |= more
+    if not drop:
+        return workflow, {}
+    if ui:
+        nodes = [{**n, "mode": MODE_MUTED} if str(n["id"]) in drop else n for n in workflow["nodes"]]
+        out = {**workflow, "nodes": nodes}
+    else:
+        out = {k: v for k, v in workflow.items() if str(k) not in drop}
+    return out, {nid: types[nid] for nid in drop}
 
 
 def _api(workflow: dict) -> dict:

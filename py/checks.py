@@ -4,12 +4,37 @@ Every data type that travels between nodes checks its fields with :func:`check_t
 shape is reported where it was made, naming the field, the expected shape and the shape received.
 Symbolic dimensions (``"T"``, ``"H"``...) are bound by the first field that uses them, so two fields
 that disagree on the frame count are caught too.
+
+The rule: a value is checked once, where it enters
+--------------------------------------------------
+A value is checked where it comes in from outside: a node's input (:func:`check_image`,
+:func:`check_mask`, ``nodes.common.expect``), the arguments of a public ``py/`` or ``models/`` function,
+a dataclass built from outside data (``Tracks3D(...)`` runs ``__post_init__``). It is not checked again
+on its way:
+
+- **Shape and dtype checks always run.** They read metadata only: no pass over the data, no device sync.
+- **Value scans** (NaN/inf, ranges, signs: a pass over the tensor, on CUDA a sync each) go through
+  :func:`scan`, which runs each scan **at most once per tensor in a validation scope**
+  (:func:`validation_scope`). Every node call is one scope (``nodes.common.check_once``), so the frames
+  a node checked are not scanned again by the ``py/`` functions it hands them to.
+- **Results built from checked values** skip the value scans: a ``py/`` function constructs what it
+  computed with ``Cls.from_checked(...)`` (shape checks still run); ``Cls(...)`` is for outside data.
+- **Copies and device moves never check**: ``TensorData.to()`` moves the fields without ``__post_init__``.
+
+Within a scope a scanned tensor must not be written in place (ComfyUI runs nodes under
+``torch.inference_mode()``, where tensors carry no version counter to notice it); outside any scope
+(scripts, tests) every check runs as it is called.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import copy
+import dataclasses
 import math
-from typing import Sequence
+import weakref
+from typing import Callable, Sequence
 
 import torch
 
@@ -23,6 +48,100 @@ _KINDS = {
     "bool_or_float": lambda t: t.dtype == torch.bool or t.is_floating_point(),
     "any": lambda t: True,
 }
+
+
+# id(tensor) -> (weak reference, version counter or None, keys of the scans it passed; TRUSTED = all).
+_SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("vid4d_validation_scope", default=None)
+TRUSTED = "*"
+_CHUNK = 1 << 24  # elements scanned at once: memory of a scan stays bounded whatever the tensor's size
+
+
+@contextlib.contextmanager
+def validation_scope():
+    """A scope in which each value scan runs at most once per tensor (nested scopes share the outer one)."""
+    if _SCOPE.get() is not None:
+        yield
+        return
+    token = _SCOPE.set({})
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def _version(tensor: torch.Tensor):
+    try:
+        return tensor._version
+    except RuntimeError:  # inference tensors carry no version counter
+        return None
+
+
+def _entry(tensor: torch.Tensor, ledger: dict):
+    """The ledger's keys for ``tensor``, or None when it has none (or an in-place write voided them)."""
+    entry = ledger.get(id(tensor))
+    if entry is None or entry[0]() is not tensor or entry[1] != _version(tensor):
+        return None
+    return entry[2]
+
+
+def _remember(tensor: torch.Tensor, key: str) -> None:
+    ledger = _SCOPE.get()
+    if ledger is None:
+        return
+    keys = _entry(tensor, ledger)
+    if keys is None:
+        keys = set()
+        ledger[id(tensor)] = (weakref.ref(tensor), _version(tensor), keys)
+    keys.add(key)
+
+
+def trust(*values) -> None:
+    """Mark tensors (and the tensor fields of TensorData) as checked in the current scope: values computed
+    from checked inputs, views of them, or the fields of a dataclass that checked them when it was built."""
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            _remember(v, TRUSTED)
+        elif isinstance(v, TensorData):
+            trust(*(getattr(v, f.name) for f in dataclasses.fields(v)))
+
+
+def scan(tensor: torch.Tensor, key: str, problem: Callable[[], str | None]) -> None:
+    """Run the value check ``key`` on ``tensor`` unless it already passed it (or is trusted) in this scope.
+
+    ``problem()`` returns the error message, or None when the values are fine; it raises ValueError.
+    """
+    ledger = _SCOPE.get()
+    if ledger is not None:
+        keys = _entry(tensor, ledger)
+        if keys is not None and (TRUSTED in keys or key in keys):
+            return
+    message = problem()
+    if message is not None:
+        raise ValueError(message)
+    _remember(tensor, key)
+
+
+def _nonfinite(name: str, value: torch.Tensor, what: str = "") -> str | None:
+    """The error for NaN/inf in ``value``, or None. Scanned in chunks of the first dimension, so memory
+    stays bounded, with one device sync."""
+    flat = value.reshape(1, -1) if value.dim() == 0 else value
+    step = max(1, _CHUNK // max(1, flat[0].numel()))
+    chunks = [flat[i : i + step] for i in range(0, flat.shape[0], step)]
+    if bool(torch.stack([torch.isfinite(c).all() for c in chunks]).all()):
+        return None
+    if what:
+        return f"{name}: the {what} contains NaN/inf values"
+    bad = sum(int((~torch.isfinite(c)).sum()) for c in chunks)
+    first = next(i for i in range(flat.shape[0]) if not bool(torch.isfinite(flat[i]).all()))
+    where = f", the first in {name}[{first}]" if value.dim() > 1 else ""
+    return f"{name}: contains {bad} NaN/inf value(s) of {value.numel()}{where}"
+
+
+def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
+    """Reject NaN/inf in a float or complex tensor (once per tensor in a validation scope)."""
+    if value.is_floating_point() or value.is_complex():
+        scan(value, "finite", lambda: _nonfinite(name, value))
+    return value
 
 
 def format_shape(shape: Sequence[Dim]) -> str:
@@ -45,7 +164,7 @@ def check_tensor(
         value: must already be a ``torch.Tensor``.
         shape: the expected shape, or a sequence of alternatives (e.g. ``[("N", 3), ("T", "N", 3)]``).
         kind: ``float``, ``complex``, ``bool``, ``int``, ``bool_or_float`` or ``any``.
-        finite: reject NaN/inf (float and complex tensors only).
+        finite: reject NaN/inf (float and complex tensors only; once per tensor in a scope, see :func:`scan`).
         dims: symbol bindings shared between the fields of one object; updated in place.
 
     Raises:
@@ -75,9 +194,7 @@ def check_tensor(
     if value.numel() == 0:
         raise ValueError(f"{name}: is empty (shape {list(value.shape)})")
     if finite and (value.is_floating_point() or value.is_complex()):
-        if not bool(torch.isfinite(value).all()):
-            bad = int((~torch.isfinite(value)).sum())
-            raise ValueError(f"{name}: contains {bad} NaN/inf value(s) of {value.numel()}")
+        check_finite(name, value)
     return value
 
 
@@ -110,12 +227,24 @@ def _describe(shape: Sequence[Dim], dims: dict[str, int]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-def check_range(name: str, value: torch.Tensor, low: float | None = None, high: float | None = None) -> torch.Tensor:
-    """Reject values outside [low, high] (inclusive)."""
-    if low is not None and value.numel() and float(value.min()) < low:
-        raise ValueError(f"{name}: values must be >= {low}, got minimum {float(value.min()):.6g}")
-    if high is not None and value.numel() and float(value.max()) > high:
-        raise ValueError(f"{name}: values must be <= {high}, got maximum {float(value.max()):.6g}")
+def check_range(name: str, value, low: float | None = None, high: float | None = None, *, source: torch.Tensor | None = None):
+    """Reject values outside [low, high] (inclusive); returns ``value``.
+
+    ``value`` may be a callable giving the tensor (e.g. ``lambda: depth[valid]``), so nothing is computed
+    when ``source`` (the tensor it is read from; default ``value`` itself) already passed in this scope.
+    """
+
+    def problem():
+        v = value() if callable(value) else value
+        if low is not None and v.numel() and float(v.min()) < low:
+            return f"{name}: values must be >= {low}, got minimum {float(v.min()):.6g}"
+        if high is not None and v.numel() and float(v.max()) > high:
+            return f"{name}: values must be <= {high}, got maximum {float(v.max()):.6g}"
+        return None
+
+    if source is None and callable(value):
+        raise TypeError("check_range: a callable value needs the source tensor it reads")
+    scan(value if source is None else source, f"range({low}, {high})", problem)
     return value
 
 
@@ -141,6 +270,20 @@ def check_finite_number(name: str, value, *, low: float | None = None, high: flo
     return value
 
 
+def check_vector(name: str, value, size: int = 3) -> tuple[float, ...]:
+    """``size`` finite numbers from a list/tuple, a tensor, or text like ``"0, -1, 0"`` (a STRING widget;
+    commas or semicolons). An element that is not a finite number is named by its index (``name[1]``)."""
+    items = value
+    if isinstance(value, torch.Tensor):
+        items = value.detach().cpu().reshape(-1).tolist()
+    elif isinstance(value, str):
+        items = [v for v in value.replace(";", ",").split(",") if v.strip()]
+    if not isinstance(items, (list, tuple)) or len(items) != size:
+        example = ", ".join(["0"] * size)
+        raise ValueError(f"{name}: expected {size} numbers, e.g. [{example}] or '{example}', got {value!r}")
+    return tuple(check_finite_number(f"{name}[{i}]", v) for i, v in enumerate(items))
+
+
 def check_image(name: str, image, *, max_pixels: int = 8192 * 8192, max_bytes: int = 64 << 30) -> torch.Tensor:
     """A ComfyUI IMAGE batch: ``[B, H, W, 3]`` float in 0..1 (``[H, W, 3]`` is promoted to B=1).
 
@@ -162,9 +305,9 @@ def check_image(name: str, image, *, max_pixels: int = 8192 * 8192, max_bytes: i
         raise ValueError(f"{name}: {image.shape[0]} frames of {image.shape[2]}x{image.shape[1]} need more than {max_bytes >> 30} GiB as float32; lower the frame count or the size")
     if not image.is_floating_point():
         raise ValueError(f"{name}: expected a float IMAGE in 0..1, got dtype {image.dtype}")
-    image = image[..., :3]
-    if not bool(torch.isfinite(image).all()):
-        raise ValueError(f"{name}: the IMAGE contains NaN/inf values")
+    if image.shape[-1] != 3:
+        image = image[..., :3]
+    scan(image, "finite", lambda: _nonfinite(name, image, "IMAGE"))
     return image
 
 
@@ -188,30 +331,41 @@ def check_mask(name: str, mask, frames: int | None = None, height: int | None = 
             raise ValueError(f"{name}: expected 1 or {frames} masks (one per frame), got {mask.shape[0]}")
         mask = mask.expand(frames, -1, -1)
     mask = mask.float()
-    if not bool(torch.isfinite(mask).all()):
-        raise ValueError(f"{name}: the MASK contains NaN/inf values")
+    scan(mask, "finite", lambda: _nonfinite(name, mask, "MASK"))
     return mask
 
 
 class TensorData:
-    """Mixin for the dataclasses that travel between nodes: ``.to(device)`` moves every tensor field."""
+    """Mixin for the dataclasses that travel between nodes.
+
+    ``Cls(...)`` checks every field (outside data); ``Cls.from_checked(...)`` is for values computed from
+    checked inputs (shape checks only); ``.to(device)`` moves every tensor field without checking again.
+    """
+
+    @classmethod
+    def from_checked(cls, *args, **kwargs):
+        """Build from values computed from checked inputs: ``__post_init__`` runs its shape and dtype
+        checks (and any normalisation) but no value scan."""
+        with validation_scope():
+            trust(*args, *kwargs.values())
+            return cls(*args, **kwargs)
 
     def to(self, device=None, dtype: torch.dtype | None = None):
-        """A copy with tensor fields on ``device``; ``dtype`` converts floating fields only."""
-        import dataclasses
-
-        changes = {}
+        """A copy with tensor fields (and nested TensorData) on ``device``; ``dtype`` converts floating
+        fields only. Not re-checked: a move does not change a value (a cast to a narrower dtype can
+        overflow to inf; the caller that narrows owns that)."""
+        out = copy.copy(self)
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, torch.Tensor):
                 floating = v.is_floating_point() and dtype is not None
-                changes[f.name] = v.to(device=device, dtype=dtype if floating else None)
-        return dataclasses.replace(self, **changes)
+                object.__setattr__(out, f.name, v.to(device=device, dtype=dtype if floating else None))
+            elif isinstance(v, TensorData):
+                object.__setattr__(out, f.name, v.to(device, dtype))
+        return out
 
     @property
     def device(self) -> torch.device:
-        import dataclasses
-
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, torch.Tensor):

@@ -13,6 +13,13 @@ DEPTH_KINDS = ("metric", "relative")
 # "affine_depth" is depth up to an unknown scale and shift (larger = farther, 0 allowed, e.g.
 # ChronoDepth); "disparity" is inverse depth up to scale and shift (larger = nearer).
 VALUE_ENCODINGS = ("depth", "affine_depth", "disparity")
+# The one vocabulary for reading a grey depth IMAGE from another pack (the ``depth_encoding`` widgets and
+# Vid4DDepthFromImage): reading -> (what the grey values are, as a value encoding; the kind of the result).
+# The first three place grey 0..1 between near and far (``disparity``: near = bright; ``depth``: near = dark,
+# relative; ``metric``: the same mapping in known scene units); the scale_shift readings take
+# grey * scale + shift as camera depth or as inverse depth, as it is.
+IMAGE_ENCODINGS = {"disparity": ("disparity", "relative"), "depth": ("affine_depth", "relative"), "metric": ("affine_depth", "metric")}
+SCALE_SHIFT_ENCODINGS = {"scale_shift_depth": ("depth", "relative"), "scale_shift_disparity": ("disparity", "relative")}
 
 
 @dataclass
@@ -43,8 +50,7 @@ class DepthVideo(TensorData):
             raise ValueError(f"DepthVideo.encoding: expected one of {VALUE_ENCODINGS}, got {self.encoding!r}")
         if self.encoding != "depth" and self.kind != "relative":
             raise ValueError(f"DepthVideo: encoding {self.encoding!r} is known only up to scale and shift, so kind must be 'relative', got {self.kind!r}")
-        values = self.depth if self.valid is None else self.depth[self.valid]
-        check_range("DepthVideo.depth", values, low=0.0)
+        check_range("DepthVideo.depth", lambda: self.depth if self.valid is None else self.depth[self.valid], low=0.0, source=self.depth)
 
     @property
     def num_frames(self) -> int:
@@ -67,14 +73,19 @@ class DepthVideo(TensorData):
         if values.numel() == 0:
             raise ValueError("DepthVideo.as_depth: no valid depth values")
         lo, hi = float(values.min()), float(values.max())
-        g = ((self.depth - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
-        if self.encoding == "disparity":
-            depth = 1.0 / (g / near + (1 - g) / far)
-        else:
-            depth = near + g * (far - near)
+        depth = place_between(((self.depth - lo) / max(hi - lo, 1e-12)).clamp(0, 1), self.encoding, near, far)
         if self.valid is not None:
             depth = torch.where(self.valid, depth, torch.zeros_like(depth))
-        return DepthVideo(depth.float(), kind="relative", valid=self.valid, encoding="depth")
+        return DepthVideo.from_checked(depth.float(), kind="relative", valid=self.valid, encoding="depth")
+
+    def nearness(self, frame: int = 0) -> torch.Tensor:
+        """``[H, W]`` inverse depth of one frame (larger = nearer; an affine-invariant video is placed with
+        :meth:`as_depth`'s defaults first); pixels without depth get the farthest value."""
+        video = self.as_depth()
+        d = video.depth[frame].float()
+        valid = d > 0 if video.valid is None else video.valid[frame] & (d > 0)
+        inv = torch.where(valid, 1.0 / d.clamp_min(1e-8), torch.zeros_like(d))
+        return torch.where(valid, inv, inv[valid].min() if bool(valid.any()) else inv)
 
     def normalized(self) -> torch.Tensor:
         """``[T, H, W]`` in 0..1 with near = 1 (as depth packs' grey maps), one mapping for the video."""
@@ -114,26 +125,44 @@ def depth_to_image(depth: torch.Tensor, valid: torch.Tensor | None = None, near:
     return grey.float().unsqueeze(-1).expand(*depth.shape, 3).contiguous()
 
 
-def depth_from_image(image: torch.Tensor, encoding: str = "disparity", near: float = 1.0, far: float = 10.0) -> DepthVideo:
-    """A grey IMAGE ``[T, H, W, C]`` from a depth pack → :class:`DepthVideo`.
-
-    ``encoding="disparity"`` (Depth Anything, DepthCrafter, Video Depth Anything: near = bright) maps
-    grey g linearly in inverse depth so that g = 1 is ``near`` and g = 0 is ``far`` (always finite and
-    positive, whatever the map holds); ``encoding="depth"`` (near = dark) maps g linearly in depth
-    from ``near`` (0) to ``far`` (1), relative; ``encoding="metric"`` is the same mapping for a map
-    whose range is known in scene units, so the result is kind ``"metric"``.
-    """
-    image = check_image("depth image", image)
-    if not 0 < near < far:
-        raise ValueError(f"depth_from_image: expected 0 < near < far, got near={near}, far={far}")
-    grey = check_range("depth image", image.mean(dim=-1), -1e-3, 1 + 1e-3).clamp(0, 1)
+def place_between(g: torch.Tensor, encoding: str, near: float, far: float) -> torch.Tensor:
+    """Normalised values ``g`` in 0..1 of an affine-invariant encoding → camera z between ``near`` and
+    ``far``: linear in inverse depth for ``disparity`` (g = 1 is near), linear in depth for ``affine_depth``
+    (g = 0 is near)."""
     if encoding == "disparity":
-        depth = 1.0 / (grey / near + (1 - grey) / far)
-    elif encoding in ("depth", "metric"):
-        depth = near + grey * (far - near)
-    else:
-        raise ValueError(f"depth_from_image: encoding must be 'disparity', 'depth' or 'metric', got {encoding!r}")
-    return DepthVideo(depth.float(), kind="metric" if encoding == "metric" else "relative")
+        return 1.0 / (g / near + (1 - g) / far)
+    return near + g * (far - near)
+
+
+def depth_from_grey(grey: torch.Tensor, encoding: str = "disparity", near: float = 1.0, far: float = 10.0, *, scale: float = 1.0, shift: float = 0.0) -> DepthVideo:
+    """Grey values ``[T, H, W]`` of a depth map read as ``encoding`` (one of :data:`IMAGE_ENCODINGS` or
+    :data:`SCALE_SHIFT_ENCODINGS`) → :class:`DepthVideo` of camera z.
+
+    ``disparity`` (Depth Anything, DepthCrafter, Video Depth Anything: near = bright) maps grey g linearly in
+    inverse depth so that g = 1 is ``near`` and g = 0 is ``far`` (always finite and positive, whatever the map
+    holds); ``depth`` (near = dark) maps g linearly in depth from ``near`` (0) to ``far`` (1), relative;
+    ``metric`` is the same mapping for a map whose range is known in scene units (kind ``"metric"``).
+    ``scale_shift_depth`` / ``scale_shift_disparity``: value = g · scale + shift is the depth / its inverse.
+    """
+    check_tensor("depth image", grey, ("T", "H", "W"))
+    if encoding in SCALE_SHIFT_ENCODINGS:
+        value = grey * scale + shift
+        if not bool((value > 0).all()):
+            raise ValueError(f"{encoding}: grey * scale + shift must be > 0 everywhere, got minimum {float(value.min()):.4g}; adjust scale/shift")
+        return DepthVideo((value if SCALE_SHIFT_ENCODINGS[encoding][0] == "depth" else 1.0 / value).float(), kind="relative")
+    if encoding not in IMAGE_ENCODINGS:
+        raise ValueError(f"depth image: encoding must be one of {', '.join([*IMAGE_ENCODINGS, *SCALE_SHIFT_ENCODINGS])}, got {encoding!r}")
+    if not 0 < near < far:
+        raise ValueError(f"depth image: expected 0 < near < far, got near={near}, far={far}")
+    values, kind = IMAGE_ENCODINGS[encoding]
+    g = check_range("depth image", grey, -1e-3, 1 + 1e-3).clamp(0, 1)
+    return DepthVideo.from_checked(place_between(g, values, near, far).float(), kind=kind)
+
+
+def depth_from_image(image: torch.Tensor, encoding: str = "disparity", near: float = 1.0, far: float = 10.0, **scale_shift) -> DepthVideo:
+    """A grey IMAGE ``[T, H, W, C]`` from a depth pack → :class:`DepthVideo` (its channel mean read as
+    :func:`depth_from_grey` says)."""
+    return depth_from_grey(check_image("depth image", image).mean(dim=-1), encoding, near, far, **scale_shift)
 
 
 # Google's polynomial fit of the Turbo colormap (a lookup small enough to carry here).

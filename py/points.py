@@ -166,7 +166,7 @@ def point_maps(
         pix, value = pix[win], (xyz[f][keep][win] - center) / scale
         points[f].view(-1, 3)[pix] = value
         valid[f].view(-1)[pix] = True
-    return PointMaps(points=points, valid=valid, center=center, scale=scale, index=index)
+    return PointMaps.from_checked(points=points, valid=valid, center=center, scale=scale, index=index)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -652,6 +652,36 @@ def regularize_points(
     return out.to(xyz.dtype).contiguous()
 
 
+@dataclass(frozen=True)
+class PointRegularization:
+    """:func:`regularize_points` with its settings bound: ``regularization(xyz, visibility, ref_frame) -> xyz``.
+
+    What PointRegularizer hands on, so that every reference frame of a multi-reference field
+    (:func:`~vid4d.py.gaussians.lift_video`) is regularised with the same settings. The result is kept in
+    front of the camera (z ≥ a tenth of the nearest input depth), so it projects back to finite pixels.
+    ``device``: where the solver runs (``None``: where ``xyz`` is); the result comes back to ``xyz``'s device.
+    """
+
+    k: int = 8
+    rigidity: float = 1.0
+    smoothness: float = 1.0
+    iterations: int = 20
+    max_anchors: int = 12000
+    seed: int = 0
+    device: str | None = None
+
+    def __call__(self, xyz: torch.Tensor, visibility: torch.Tensor, ref_frame: int = 0, *, progress=None, cancel=None, info: dict | None = None) -> torch.Tensor:
+        device = xyz.device if self.device is None else torch.device(self.device)
+        after = regularize_points(
+            xyz.to(device), visibility.to(device), k=self.k, rigidity=self.rigidity, smoothness=self.smoothness,
+            iterations=self.iterations, ref_frame=ref_frame, max_anchors=self.max_anchors, seed=self.seed,
+            progress=progress, cancel=cancel, info=info,
+        ).to(xyz.device)
+        front = xyz[..., 2] > 0
+        z_min = float(xyz[..., 2][front].min()) * 0.1 if bool(front.any()) else 1e-6
+        return torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
+
+
 def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick, pool=None):
     """The anchor problem on ``y [A, T, 3]``, ``v [A, T]``: returns X ``[A, T, 3]``, rotations
     ``[A, T, 3, 3]``, the data term's robust scale and the objective before/after."""
@@ -798,3 +828,49 @@ def _follow_anchors(data, visibility, anchors, ya, xa, rot, stiffness, data_scal
 
     _map(pool, follow, range(0, others.numel(), chunk))
     return out
+
+
+# ---------------------------------------------------------------------------------------- on Tracks3D
+def regularize_tracks(tracks: Tracks3D, regularization: "PointRegularization | None" = None, *, progress=None, cancel=None, info: dict | None = None, **settings) -> Tracks3D:
+    """:func:`regularize_points` on dense tracks: their camera-space points regularised with
+    ``regularization`` (or a :class:`PointRegularization` of ``settings``: k, rigidity, smoothness,
+    iterations, max_anchors, seed, device), kept in front of the camera, and re-projected with the tracks'
+    intrinsics. Visibility, ``ref_frame`` and ``depth_known`` are unchanged.
+    """
+    if regularization is None:
+        regularization = PointRegularization(**settings)
+    elif settings:
+        raise ValueError(f"regularize_tracks: pass either a PointRegularization or its settings, got both ({', '.join(sorted(settings))})")
+    t, h, w = tracks.num_frames, tracks.height, tracks.width
+    before = tracks.xyz().reshape(t, -1, 3)
+    after = regularization(before, tracks.visibility.reshape(t, -1), tracks.ref_frame, progress=progress, cancel=cancel, info=info)
+    uv, depth = project_points(after, tracks.intrinsics)
+    return Tracks3D.from_checked(uv=uv.reshape(t, h, w, 2), depth=depth.reshape(t, h, w), visibility=tracks.visibility, intrinsics=tracks.intrinsics, ref_frame=tracks.ref_frame, depth_known=tracks.depth_known)
+
+
+def regularization_report(before: Tracks3D, after: Tracks3D, stats: dict | None = None) -> str:
+    """Before/after summary of :func:`regularize_tracks`: displacement of the visible points, the objective
+    (from ``stats``, the ``info`` dict of the solve) and the rigidity error on a fixed sample of points."""
+    stats = stats or {}
+    t = before.num_frames
+    b_xyz, a_xyz = before.xyz().reshape(t, -1, 3), after.xyz().reshape(t, -1, 3)
+    seen = before.visible().reshape(t, -1)
+    moved = (a_xyz - b_xyz).norm(dim=-1)[seen]
+    # Rigidity error on a sample of points (all of them would need N·k pairs): rest lengths are each
+    # pair's median length over the frames, so it measures how much neighbourhoods change shape.
+    n = b_xyz.shape[1]
+    sample = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: min(n, 4000)]
+    k = min(8, sample.numel() - 1)
+    lines = [f"{t} frames, {n} points ({stats.get('anchors', n)} solved, k={stats.get('k', k)})"]
+    if moved.numel():
+        lines.append(f"displacement applied (visible): mean {float(moved.mean()):.4g}, median {float(moved.median()):.4g}, max {float(moved.max()):.4g}")
+    lines.append(f"objective: {stats.get('objective_before', 0.0):.4g} -> {stats.get('objective_after', 0.0):.4g}; outliers down-weighted {100 * stats.get('outlier_fraction', 0.0):.1f}%")
+    if k >= 1:
+        b, a = b_xyz[:, sample], a_xyz[:, sample]
+        pairs = knn_pairs(b[before.ref_frame], k)
+        vis = seen[:, sample]
+        rest = (b[:, pairs[:, 0]] - b[:, pairs[:, 1]]).norm(dim=-1).median(0).values
+        rb = float(rigidity_loss(b, pairs, vis, rest=rest)) ** 0.5
+        ra = float(rigidity_loss(a, pairs, vis, rest=rest)) ** 0.5
+        lines.append(f"rigidity error (rms neighbour-distance change): {rb:.4g} -> {ra:.4g}")
+    return "\n".join(lines)

@@ -173,6 +173,14 @@ class RenderedVideo(TensorData):
         """One ``slice`` over the frame axis per clip."""
         return [slice(s, s + n) for s, n in zip(self.starts, self.clip_frames)]
 
+    def depth_video(self):
+        """The render's depth as a relative :class:`~vid4d.py.depth.DepthVideo`, valid where something was
+        rendered (alpha ≥ ``hole_threshold``, at least 1e-3), 0 elsewhere."""
+        from .depth import DepthVideo
+
+        valid = self.alpha >= max(self.hole_threshold, 1e-3)
+        return DepthVideo.from_checked(torch.where(valid, self.depth, torch.zeros_like(self.depth)), kind="relative", valid=valid)
+
     def overlay(self) -> torch.Tensor:
         """``[T, H, W, 3]``: the render with its holes tinted magenta."""
         tint = torch.tensor(HOLE_COLOR, dtype=self.rgb.dtype, device=self.rgb.device)
@@ -193,7 +201,7 @@ def join_renders(results: "list[RenderResult]", *, hole_threshold: float = 0.5, 
     depth = torch.cat([r.depth for r in results], dim=dim)
     clips = (int(rgb.shape[0]),) if layout == "grid" else tuple(int(r.rgb.shape[0]) for r in results)
     holes = (alpha < hole_threshold).float()
-    return RenderedVideo(rgb, alpha, depth, holes, clips, layout, len(results), hole_threshold)
+    return RenderedVideo.from_checked(rgb, alpha, depth, holes, clips, layout, len(results), hole_threshold)
 
 
 # ------------------------------------------------------------------------------------------ entry point

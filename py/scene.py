@@ -92,13 +92,6 @@ class SampleScene(TensorData):
                 f"got {self.camera.num_frames} of {self.camera.width}x{self.camera.height}"
             )
 
-    def to(self, device=None, dtype: torch.dtype | None = None) -> "SampleScene":
-        """A copy on ``device`` (the camera moves too); ``dtype`` converts floating fields only."""
-        import dataclasses
-
-        moved = TensorData.to(self, device, dtype)
-        return dataclasses.replace(moved, camera=self.camera.to(device, dtype))
-
     @property
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
@@ -133,7 +126,7 @@ class SampleScene(TensorData):
         uv, depth, visible = self._follow(ref_frame, list(range(self.num_frames)))
         t, h, w = self.num_frames, self.height, self.width
         device = self.depth.device
-        return Tracks3D(
+        return Tracks3D.from_checked(
             uv=uv.reshape(t, h, w, 2).to(device),
             depth=depth.reshape(t, h, w).to(device),
             visibility=visible.reshape(t, h, w).to(device),
@@ -159,7 +152,7 @@ class SampleScene(TensorData):
 
     def depth_video(self) -> DepthVideo:
         """The exact depth as a metric :class:`DepthVideo`."""
-        return DepthVideo(self.depth, kind="metric")
+        return DepthVideo.from_checked(self.depth, kind="metric")
 
     # --- internals ---------------------------------------------------------------------------------
 

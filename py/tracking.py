@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .camera import intrinsics_from_fov, pixel_grid, unproject_pixels
-from .checks import TensorData, check_finite_number, check_positive_int, check_range, check_tensor
+from .checks import TensorData, check_finite, check_finite_number, check_positive_int, check_range, check_tensor
 from .depth import DepthVideo
 from .flow import check_dis_size, check_preset, cv2_threads, dis_flow_grey, fb_check, finest_scale, grey_u8, sample_chw
 
@@ -27,6 +27,9 @@ class Tracks3D(TensorData):
         visibility: ``[T, H, W]`` bool, or float confidence in 0..1.
         intrinsics: ``[3, 3]`` or ``[T, 3, 3]`` of the source camera.
         ref_frame: index of the reference frame, ``0 <= ref_frame < T``.
+        depth_known: False when the tracks were made without depth (``depth`` is then the
+            placeholder plane z = 1 and carries no information; the camera solve then works from the
+            2D tracks alone, see :func:`vid4d.py.solve.solve_camera`).
     """
 
     uv: torch.Tensor
@@ -34,6 +37,7 @@ class Tracks3D(TensorData):
     visibility: torch.Tensor
     intrinsics: torch.Tensor
     ref_frame: int = 0
+    depth_known: bool = True
 
     def __post_init__(self):
         dims: dict[str, int] = {}
@@ -45,6 +49,8 @@ class Tracks3D(TensorData):
             check_range("Tracks3D.visibility", self.visibility, 0.0, 1.0)
         if isinstance(self.ref_frame, bool) or not isinstance(self.ref_frame, int) or not 0 <= self.ref_frame < dims["T"]:
             raise ValueError(f"Tracks3D.ref_frame: expected an index in [0, {dims['T']}), got {self.ref_frame!r}")
+        if not isinstance(self.depth_known, bool):
+            raise ValueError(f"Tracks3D.depth_known: expected True or False, got {self.depth_known!r}")
 
     @property
     def num_frames(self) -> int:
@@ -260,7 +266,7 @@ def track_dense(
                 progress(done)
     if depth_maps is not None and depth_smoothing > 1:
         z = _smooth_visible(z, vis, depth_smoothing)
-    return Tracks3D(uv=uv, depth=z, visibility=vis, intrinsics=intrinsics, ref_frame=ref_frame)
+    return Tracks3D.from_checked(uv=uv, depth=z, visibility=vis, intrinsics=intrinsics, ref_frame=ref_frame, depth_known=depth_maps is not None)
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -279,16 +285,8 @@ def _check_frames(frames) -> torch.Tensor:
     if frames.shape[0] < 2:
         raise ValueError(f"frames: tracking needs at least 2 frames, got {frames.shape[0]}")
     check_dis_size(frames.shape[1], frames.shape[2])
-    frames = frames.detach().to("cpu")
-    _check_finite("frames", frames)
-    return frames
-
-
-def _check_finite(name: str, video: torch.Tensor) -> None:
-    """Reject NaN/inf, one frame at a time (a whole-video mask would be a T-sized temporary)."""
-    for t, frame in enumerate(video):
-        if not bool(torch.isfinite(frame).all()):
-            raise ValueError(f"{name}: frame {t} contains {int((~torch.isfinite(frame)).sum())} NaN/inf value(s)")
+    check_finite("frames", frames)  # before the copy: a node already scanned this very tensor
+    return frames.detach().to("cpu")
 
 
 def _check_ref(ref_frame, num: int) -> int:
@@ -304,14 +302,15 @@ def _check_depth(depth, num: int, height: int, width: int) -> tuple[torch.Tensor
     """
     if depth is None:
         return None, None
-    valid = None
-    if isinstance(depth, DepthVideo):
+    valid, checked = None, isinstance(depth, DepthVideo)  # a DepthVideo checked its values when it was built
+    if checked:
         depth, valid = depth.depth, depth.valid
     check_tensor("depth", depth, (None, None, None), finite=False)
     if tuple(depth.shape) != (num, height, width):
         raise ValueError(f"depth: expected [T, H, W] = [{num}, {height}, {width}] to match the frames, got {list(depth.shape)}")
+    if not checked:
+        check_finite("depth", depth)
     depth = depth.detach().to("cpu", torch.float32)
-    _check_finite("depth", depth)
     return depth, None if valid is None else valid.detach().to("cpu")
 
 

@@ -116,24 +116,41 @@ def resize_frames(frames: torch.Tensor, width: int = 0, height: int = 0, fit: st
     return out
 
 
-def _resize_chunk(frames: torch.Tensor, out_w: int, out_h: int, fit: str) -> torch.Tensor:
-    """``[n, H, W, 3]`` float → ``[n, out_h, out_w, 3]`` float in 0..1."""
-    src_h, src_w = frames.shape[1], frames.shape[2]
-    x = frames.permute(0, 3, 1, 2)  # interpolate wants channels first
+def fit_layout(src_w: int, src_h: int, out_w: int, out_h: int, fit: str, rescale: bool = True) -> tuple[int, int, int, int]:
+    """Where a ``src_w x src_h`` frame goes in an ``out_w x out_h`` one: ``(new_w, new_h, top, left)``.
+
+    The source is first scaled to ``new_w x new_h``: ``stretch`` to the output size, ``crop`` to cover it
+    and ``pad`` to fit inside it, keeping the aspect (``rescale=False``: kept at its own size, so crop and
+    pad only cut or add pixels). ``crop``: ``(top, left)`` is the window cut from the scaled frame;
+    ``pad``: where the scaled frame sits in the output (the rest is padding). Both centred.
+    """
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit: expected one of {FIT_MODES}, got {fit!r}")
     if fit == "stretch":
-        return _interpolate(x, out_h, out_w).permute(0, 2, 3, 1)
-    if fit == "crop":
+        return out_w, out_h, 0, 0
+    if not rescale:
+        new_w, new_h = src_w, src_h
+    elif fit == "crop":
         scale = max(out_w / src_w, out_h / src_h)
         # max(): rounding must never leave the scaled image smaller than the crop window
         new_w, new_h = max(out_w, round(src_w * scale)), max(out_h, round(src_h * scale))
-        x = _interpolate(x, new_h, new_w)
-        top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
+    else:
+        scale = min(out_w / src_w, out_h / src_h)
+        new_w, new_h = min(out_w, max(1, round(src_w * scale))), min(out_h, max(1, round(src_h * scale)))
+    if fit == "crop":
+        return new_w, new_h, (new_h - out_h) // 2, (new_w - out_w) // 2
+    return new_w, new_h, (out_h - new_h) // 2, (out_w - new_w) // 2
+
+
+def _resize_chunk(frames: torch.Tensor, out_w: int, out_h: int, fit: str) -> torch.Tensor:
+    """``[n, H, W, 3]`` float → ``[n, out_h, out_w, 3]`` float in 0..1."""
+    new_w, new_h, top, left = fit_layout(frames.shape[2], frames.shape[1], out_w, out_h, fit)
+    x = _interpolate(frames.permute(0, 3, 1, 2), new_h, new_w)  # interpolate wants channels first
+    if fit == "stretch":
+        return x.permute(0, 2, 3, 1)
+    if fit == "crop":
         return x[:, :, top : top + out_h, left : left + out_w].permute(0, 2, 3, 1)
-    scale = min(out_w / src_w, out_h / src_h)
-    new_w, new_h = min(out_w, max(1, round(src_w * scale))), min(out_h, max(1, round(src_h * scale)))
-    x = _interpolate(x, new_h, new_w)
     out = x.new_zeros(x.shape[0], 3, out_h, out_w)
-    top, left = (out_h - new_h) // 2, (out_w - new_w) // 2
     out[:, :, top : top + new_h, left : left + new_w] = x
     return out.permute(0, 2, 3, 1)
 

@@ -20,9 +20,22 @@ KEYS = [
 ]
 
 
+def _shaky(num_frames=T):
+    """A hand-held source camera: an orbit with a deterministic wobble (frame 0 = identity)."""
+    base = camera_path("orbit", num_frames, W, H, angle=20.0)
+    wobble = camera_path("keyframes", num_frames, W, H, easing="linear",
+                         keyframes=[{"frame": f, "position": [0.02 * math.sin(f), 0.01 * math.cos(2 * f) - 0.01, 0.0], "angles": [0.8 * math.sin(1.3 * f), 0.5 * math.sin(f), 0.0]}
+                                    for f in range(num_frames)])
+    return CameraPath(base.intrinsics, wobble.world_to_camera @ base.world_to_camera, W, H)
+
+
 def _path(preset, num_frames=T, **kw):
     if preset == "keyframes" and "keyframes" not in kw:
         kw["keyframes"] = KEYS
+    if preset in ("follow_source", "stabilize"):  # the default follow = 1 is the identity; half the source move moves
+        kw = {"source_path": _shaky(num_frames), **({"follow": 0.5} if preset == "follow_source" else {}), **kw}
+    if preset == "transfer":
+        kw = {"reference_path": camera_path("arc", num_frames, W, H), **kw}
     return camera_path(preset, num_frames, W, H, **kw)
 
 
@@ -55,7 +68,8 @@ def _project(path, points):
 
 
 def test_presets_constant_lists_every_preset():
-    assert set(camera.PRESETS) == {"static", "orbit", "arc", "dolly", "dolly_zoom", "pan", "tilt", "roll", "truck", "pedestal", "zoom", "keyframes"}
+    assert set(camera.PRESETS) == {"static", "orbit", "arc", "dolly", "dolly_zoom", "pan", "tilt", "roll", "truck", "pedestal", "zoom", "keyframes",
+                                   "follow_source", "stabilize", "transfer"}
 
 
 @pytest.mark.parametrize("preset", camera.PRESETS)

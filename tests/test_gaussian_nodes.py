@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vid4d.nodes.gaussians import EditGaussians, LiftGaussians
-from vid4d.nodes.render import CameraPath, RenderGaussians
+from vid4d.nodes.camera import CameraPath
+from vid4d.nodes.render import RenderGaussians
 from vid4d.nodes.scene import Vid4DSampleScene
 from vid4d.py.camera import CameraRig
 

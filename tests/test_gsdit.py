@@ -24,7 +24,7 @@ def _render(seed=0):
 
 
 def test_snapping_and_latent_mask():
-    assert [gs.snap_frames(t) for t in (1, 4, 5, 8, 9, 49, 50)] == [1, 1, 5, 5, 9, 49, 49]
+    assert [gs.snap_frames(t) for t in (1, 4, 5, 8, 9, 16, 17, 49, 50)] == [1, 1, 1, 1, 9, 9, 17, 49, 49]
     assert gs.snap_size(35, 50) == (32, 48)
     with pytest.raises(ValueError, match="16x16"):
         gs.snap_size(8, 64)

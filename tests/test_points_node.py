@@ -31,7 +31,7 @@ def test_regularizer_outputs_and_report(scene):
     truth = scene["tracks"]
     source = noisy(truth)
     out = PointRegularizer().regularize(source, **ARGS, mask=scene["mask"][:1])
-    tracks, point_map, point_mask, report = out["result"]
+    tracks, point_map, point_mask, report, regularization = out["result"]
     assert isinstance(tracks, Tracks3D) and tracks.uv.shape == truth.uv.shape
     assert torch.equal(tracks.visibility, truth.visibility)
     seen = truth.visible()
@@ -42,6 +42,9 @@ def test_regularizer_outputs_and_report(scene):
     assert bool((point_map[point_mask == 0] == 0).all()) and float(point_mask.sum()) > 0
     for word in ("displacement applied", "objective", "rigidity error"):
         assert word in report and word in out["ui"]["vid4d_info"][0]
+    # the settings travel on (LiftGaussians' multi_reference mode): the same call gives the same tracks
+    again = regularization(source.xyz().reshape(5, -1, 3), source.visibility.reshape(5, -1), source.ref_frame)
+    assert torch.allclose(again, tracks.xyz().reshape(5, -1, 3), atol=1e-4)
 
 
 def test_exact_tracks_barely_move(scene):

@@ -8,9 +8,9 @@ import types
 import pytest
 import torch
 
-from vid4d.nodes import preview
+from vid4d.nodes import camera as camera_node, preview
 from vid4d.nodes.gaussians import LiftGaussians
-from vid4d.nodes.render import CameraPath
+from vid4d.nodes.camera import CameraPath
 from vid4d.nodes.tracking import DenseTrack3D
 from vid4d.py import camera as cam
 from vid4d.py.gaussians import GaussianField
@@ -21,7 +21,7 @@ WIDGETS = dict(preset="dolly_zoom", num_frames=9, width=64, height=48, fov=60.0,
 
 
 def test_route_returns_the_path_py_camera_computes():
-    status, data = preview.camera_path_request(WIDGETS)
+    status, data = camera_node.camera_path_request(WIDGETS)
     assert status == 200 and data["kind"] == "path"
     path = cam.camera_path("dolly_zoom", 9, 64, 48, fov=60.0, focus_depth=3.8, easing="ease_in_out", distance=1.5)
     assert data["frames"] == list(range(9)) and (data["width"], data["height"]) == (64, 48)
@@ -35,20 +35,20 @@ def test_route_returns_the_path_py_camera_computes():
 
 
 def test_route_defaults_size_and_uses_the_remembered_source_camera():
-    status, data = preview.camera_path_request({"preset": "orbit"})
+    status, data = camera_node.camera_path_request({"preset": "orbit"})
     assert status == 200 and (data["num_frames"], data["width"], data["height"]) == (49, 720, 480)
     assert "until a run" in data["text"]
     source = {"num_frames": 5, "width": 32, "height": 24, "K": [30.0, 0.0, 15.5, 30.0, 11.5]}
-    status, data = preview.camera_path_request({**WIDGETS, "num_frames": 0, "width": 0, "height": 0, "source": source})
+    status, data = camera_node.camera_path_request({**WIDGETS, "num_frames": 0, "width": 0, "height": 0, "source": source})
     assert status == 200 and (data["num_frames"], data["width"]) == (5, 32)
     assert data["cameras"][0]["K"][0][0] == 30.0
 
 
 def test_route_rig_and_keyframes():
-    status, data = preview.camera_path_request({**WIDGETS, "preset": "orbit", "cameras": 3})
+    status, data = camera_node.camera_path_request({**WIDGETS, "preset": "orbit", "cameras": 3})
     assert status == 200 and len(data["cameras"]) == 3
     keys = json.dumps([{"frame": 0, "position": [0, 0, 0], "look_at": [0, 0, 3]}, {"frame": 8, "position": [1, 0, 0.5], "look_at": [0, 0, 3], "fov": 50}])
-    status, data = preview.camera_path_request({**WIDGETS, "preset": "keyframes", "keyframes": keys})
+    status, data = camera_node.camera_path_request({**WIDGETS, "preset": "keyframes", "keyframes": keys})
     assert status == 200 and data["cameras"][0]["centers"][-1] == [1.0, 0.0, 0.5]
 
 
@@ -61,12 +61,12 @@ def test_route_rig_and_keyframes():
     ([1, 2], "JSON object"),
 ])
 def test_route_answers_400_with_a_message(body, message):
-    status, data = preview.camera_path_request(body)
+    status, data = camera_node.camera_path_request(body)
     assert status == 400 and message in data["error"]
 
 
 def test_long_paths_are_subsampled():
-    status, data = preview.camera_path_request({**WIDGETS, "preset": "orbit", "num_frames": 2000})
+    status, data = camera_node.camera_path_request({**WIDGETS, "preset": "orbit", "num_frames": 2000})
     assert status == 200 and len(data["frames"]) == preview.MAX_PATH_FRAMES
     assert data["frames"][0] == 0 and data["frames"][-1] == 1999 and data["num_frames"] == 2000
 
@@ -130,7 +130,7 @@ def test_nodes_send_previews_as_ui_output():
 def test_route_registers_only_inside_a_running_comfyui(monkeypatch):
     monkeypatch.setattr(preview, "_registered", set())
     monkeypatch.delitem(sys.modules, "server", raising=False)
-    assert preview.register_routes() is False
+    assert preview.register_routes(camera_node.ROUTES) is False
 
     class Routes:  # the part of aiohttp's RouteTableDef that PromptServer.instance.routes offers
         def __init__(self):
@@ -143,9 +143,9 @@ def test_route_registers_only_inside_a_running_comfyui(monkeypatch):
     server = types.ModuleType("server")
     server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(routes=routes))
     monkeypatch.setitem(sys.modules, "server", server)
-    assert preview.register_routes() is True
-    assert preview.register_routes() is False  # once
-    handler = routes.added[("POST", preview.ROUTE)]
+    assert preview.register_routes(camera_node.ROUTES) is True
+    assert preview.register_routes(camera_node.ROUTES) is False  # once
+    handler = routes.added[("POST", camera_node.ROUTE)]
 
     web = types.ModuleType("aiohttp.web")
     web.json_response = lambda data, status=200: (status, data)

@@ -42,8 +42,10 @@ def tiny_overhead(root: Path) -> None:
     steps = 10
     z = gs.encode_video(pipe, render)
     # Time the denoising loop only (VAE encode/decode are not sampler overhead): decode is stubbed out.
-    decode = gs.decode_latents
-    gs.decode_latents = lambda p, lat: lat
+    from vid4d.models.gsdit import pipeline as sampling
+
+    decode = sampling.decode_latents
+    sampling.decode_latents = lambda p, lat, host=None: lat
     try:
         spent = _timed_transformer(pipe)
         pipe(render, holes, "a room", mode="training_free", strength=1.0, num_steps=steps, guidance=6.0)
@@ -52,7 +54,7 @@ def tiny_overhead(root: Path) -> None:
         pipe(render, holes, "a room", mode="training_free", strength=1.0, num_steps=steps, guidance=6.0)
         total = time.perf_counter() - t0
     finally:
-        gs.decode_latents = decode
+        sampling.decode_latents = decode
     enc = time.perf_counter()
     gs.encode_video(pipe, render)
     enc = time.perf_counter() - enc
@@ -67,14 +69,14 @@ def gpu_5b(offloads=("none", "model")) -> None:
     """Seconds per step of a random-weight CogVideoX-5B-I2V-size transformer (42 layers, 48 heads × 64) in bf16."""
     from diffusers import CogVideoXTransformer3DModel
 
-    from vid4d.models.gsdit import GSDiTPipeline, _rotary
+    from vid4d.models.gsdit import GSDiTPipeline, diffusers_pipeline, rotary_embeddings
 
     dev = torch.device("cuda")
     model = CogVideoXTransformer3DModel(num_attention_heads=48, attention_head_dim=64, in_channels=32, num_layers=42, use_rotary_positional_embeddings=True, ofs_embed_dim=None).to(torch.bfloat16).eval()
     x = torch.randn(2, 13, 32, 60, 90, dtype=torch.bfloat16, device=dev)
     text = torch.randn(2, 226, 4096, dtype=torch.bfloat16, device=dev)
     fake = GSDiTPipeline(model, None, None, None, {}, Path("5b"), dev, torch.bfloat16)
-    rot = _rotary(fake, 13, 60, 90, dev)
+    rot = rotary_embeddings(diffusers_pipeline(fake), 13, 60, 90, dev)
     for offload in offloads:
         if offload == "none":
             model.to(dev)

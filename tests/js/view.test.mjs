@@ -202,3 +202,19 @@ test("debounce runs once after a burst", async () => {
   await new Promise((r) => setTimeout(r, 40));
   assert.equal(calls, 1);
 });
+
+test("widget names come from the node definition the server sent, in input_order", () => {
+  // The shape of /object_info: input specs by section, input_order listing them (ComfyUI ≥ 0.3.30).
+  const nodeData = {
+    input: {
+      required: { preset: [["static", "orbit"], { default: "orbit" }], num_frames: ["INT", { default: 0 }], fov: ["FLOAT", {}], keys: ["STRING", { multiline: true }], on: ["BOOLEAN", {}], forced: ["FLOAT", { forceInput: true }], combo: ["COMBO", { options: ["a"] }], cam: ["VID4D_CAMERA_PATH", {}] },
+      optional: { source_camera: ["VID4D_CAMERA_PATH", {}], strength: ["FLOAT", {}] },
+    },
+    input_order: { required: ["num_frames", "preset", "fov", "keys", "on", "forced", "combo", "cam"], optional: ["source_camera", "strength"] },
+  };
+  assert.deepEqual(V.widgetNames(nodeData), ["num_frames", "preset", "fov", "keys", "on", "combo"]);
+  assert.deepEqual(V.widgetNames(nodeData, "optional"), ["strength"]);
+  const { input_order, ...withoutOrder } = nodeData; // older servers: the keys' order
+  assert.deepEqual(V.widgetNames(withoutOrder), ["preset", "num_frames", "fov", "keys", "on", "combo"]);
+  for (const bad of [undefined, null, {}, { input: null }, { input: { required: 3 } }]) assert.deepEqual(V.widgetNames(bad), []);
+});

@@ -74,6 +74,13 @@ function check(name, ok, detail = '') {
   await page.waitForTimeout(2500);
   const status0 = await page.evaluate(() => window.__v.node('CameraPath').vid4dPreview.status.textContent);
   check('CameraPath preview got the path from /vid4d/camera_path', /dolly_zoom: 1 camera\(s\) x 49 frames/.test(status0), status0);
+  // the widget names the preview posts come from the server's node definition, in the node's order
+  const names = await page.evaluate(() => {
+    const n = window.__v.node('CameraPath');
+    return { posted: n.vid4dPathWidgets, widgets: n.widgets.filter((w) => !String(w.type).startsWith('vid4d_')).map((w) => w.name) };
+  });
+  check('the preview posts the widgets the server declared', Array.isArray(names.posted) && names.posted.length === 14 && JSON.stringify(names.posted) === JSON.stringify(names.widgets.slice(0, 14)),
+    `posted ${JSON.stringify(names.posted)}; node widgets ${JSON.stringify(names.widgets)}`);
   const before = await page.evaluate(() => window.__v.pixels(window.__v.node('CameraPath')));
   check('CameraPath preview canvas is not empty', before.nonBg > 0.01 * before.w * before.h, `${before.nonBg} of ${before.w}x${before.h} pixels drawn`);
   await shot('CameraPath', 'view', 'camera_path_view.png');
