@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import threading
 import types
 from dataclasses import dataclass
 
@@ -141,12 +142,16 @@ def track_2d(
     ref_frame = _check_ref(ref_frame, num)
     uv = torch.empty(num, height, width, 2)
     vis = torch.empty(num, height, width, dtype=torch.bool)
-    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps:
+    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps, _Pipeline() as copies:
         for done, (t, _, pos, seen) in enumerate(steps, start=1):
-            uv[t], vis[t] = pos, seen
+            copies.submit(_store, uv, vis, t, pos, seen)  # the strided copy off the chain's thread
             if progress is not None:
                 progress(done)
     return uv, vis
+
+
+def _store(uv: torch.Tensor, vis: torch.Tensor, t: int, pos: torch.Tensor, seen: torch.Tensor) -> None:
+    uv[t], vis[t] = pos, seen
 
 
 def track_dense(
@@ -204,8 +209,9 @@ def track_dense(
     Cost: frames are streamed pairwise, so memory is the output plus O(H W) whatever T. With
     ``preset="medium"`` the forward flows run at medium and the backward (consistency) flows at fast
     (``_PASSES``): 1.25 medium flows per frame. While it runs, torch and OpenCV are set to one
-    thread each; DIS flows run side by side from Python threads, the consecutive pairs a few frames
-    ahead of the chain (restored afterwards; see ``_dis_threads``).
+    thread each; DIS flows run side by side from Python threads, the consecutive pairs (and the grey
+    frames they need) a few frames ahead of the chain (restored afterwards; see ``_dis_threads``),
+    and the output copies and depth sampling of each frame on a thread of their own behind it.
 
     Args:
         frames: ``[T, H, W, 3]`` float RGB in 0..1, T ≥ 2 (a list of equal-size frames is stacked).
@@ -250,18 +256,25 @@ def track_dense(
     vis = torch.empty(num, height, width, dtype=torch.bool)
     z = torch.ones(num, height, width)
     carriers: dict[int, _DepthCarrier] = {}
-    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps:
+
+    def store(t: int, prev, pos: torch.Tensor, seen: torch.Tensor) -> None:
+        uv[t], vis[t] = pos, seen
+        if depth_maps is None:
+            return
+        if prev is None:
+            z[t] = _reference_depth(depth_maps[t], None if depth_valid is None else depth_valid[t])
+            return
+        direction = 1 if t > ref_frame else -1
+        if direction not in carriers:
+            carriers[direction] = _DepthCarrier(z[ref_frame])
+        z[t], vis[t] = carriers[direction].step(depth_maps[t], None if depth_valid is None else depth_valid[t], pos, seen)
+
+    # The output copies and the depth of frame t do not feed the chain, so they run on a thread of
+    # their own (in frame order) while the chain moves on: the cores are otherwise idle while the
+    # chain waits for a flow.
+    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps, _Pipeline() as jobs:
         for done, (t, prev, pos, seen) in enumerate(steps, start=1):
-            uv[t], vis[t] = pos, seen
-            if depth_maps is not None:
-                valid_t = None if depth_valid is None else depth_valid[t]
-                if prev is None:
-                    z[t] = _reference_depth(depth_maps[t], valid_t)
-                else:
-                    direction = 1 if t > ref_frame else -1
-                    if direction not in carriers:
-                        carriers[direction] = _DepthCarrier(z[ref_frame])
-                    z[t], vis[t] = carriers[direction].step(depth_maps[t], valid_t, pos, seen)
+            jobs.submit(store, t, prev, pos, seen)
             if progress is not None:
                 progress(done)
     if depth_maps is not None and depth_smoothing > 1:
@@ -337,18 +350,15 @@ def _iter_tracks(frames: torch.Tensor, ref: int, preset: str, reanchor_every: in
     passes = _schedule(preset, height, width)
     with _dis_threads() as pools:
         frame_ref = frames[ref].float().permute(2, 0, 1).contiguous()
-        grey_ref = grey_u8(frames[ref])
-        greys = {ref: grey_ref}
+        greys = _Greys(frames)
+        grey_ref = greys.get(ref)
         pending = collections.deque()
 
         def submit(i: int) -> None:
-            # The pair flows do not depend on the tracks: they run ahead (on their own threads) while
-            # this frame's sampling, re-anchoring and refinement happen.
+            # The pair flows do not depend on the tracks: they run ahead (on their own threads, which
+            # also make the grey frames) while this frame's sampling, re-anchoring and refinement happen.
             prev, t = steps[i]
-            for f in (prev, t):
-                if f not in greys:
-                    greys[f] = grey_u8(frames[f])
-            pending.append(_submit_pair(pools.pairs, greys[prev], greys[t], passes))
+            pending.append(_submit_pair(pools.pairs, greys, prev, t, passes))
 
         chain = None
         for i, (prev, t) in enumerate(steps):
@@ -357,13 +367,44 @@ def _iter_tracks(frames: torch.Tensor, ref: int, preset: str, reanchor_every: in
             if prev == ref:  # a new direction
                 chain = _Chain(grid, frame_ref, grey_ref, passes, reanchor_every, pools)
             f, b = (_planar(x.result()) for x in pending.popleft())
-            pos, vis = chain.step(frames[t], greys[t], f, b, abs(t - ref))
+            pos, vis = chain.step(frames[t], greys.get(t), f, b, abs(t - ref))
             if prev != ref:
-                greys.pop(prev, None)
+                greys.drop(prev)  # its pair flows are done
             if refiner is not None:
                 with _torch_threads(pools.torch_threads):  # a CPU refiner gets the CPU back
                     pos, vis = _refine(refiner, frame_ref, frames[t], pos - grid, vis, grid)
             yield t, prev, pos.permute(1, 2, 0), vis
+
+
+class _Pipeline:
+    """One worker thread running jobs in submission order, at most ``limit`` queued (so what they hold
+    stays bounded); leaving the context waits for them and re-raises the first error (on an error
+    inside the context the jobs not started are dropped)."""
+
+    limit = 4
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool, self.futures = ThreadPoolExecutor(1, thread_name_prefix="vid4d-track"), []
+        return self
+
+    def submit(self, fn, *args) -> None:
+        running = []
+        for future in self.futures:
+            if not future.done():
+                running.append(future)
+            elif future.exception() is not None:
+                future.result()  # a job failed: stop now
+        while len(running) >= self.limit:
+            running.pop(0).result()
+        self.futures = [*running, self.pool.submit(fn, *args)]
+
+    def __exit__(self, kind, *exc):
+        self.pool.shutdown(wait=True, cancel_futures=kind is not None)
+        if kind is None:
+            for future in self.futures:
+                future.result()
 
 
 def _planar(flow) -> torch.Tensor:
@@ -411,12 +452,37 @@ def _schedule(preset: str, height: int, width: int) -> _Schedule:
     return passes
 
 
-_LOOKAHEAD = 3  # frames whose pair flows are computed ahead of the chain
+_LOOKAHEAD = 6  # frames whose pair flows are computed ahead of the chain (keep the cores busy while it waits for a re-anchoring flow)
 
 
-def _submit_pair(pool, src, dst, passes):
+def _submit_pair(pool, greys, src: int, dst: int, passes):
     """Futures of the forward (src → dst) and backward (dst → src) DIS flows, running concurrently."""
-    return pool.submit(dis_flow_grey, src, dst, passes.pair_forward), pool.submit(dis_flow_grey, dst, src, passes.pair_backward)
+    return (
+        pool.submit(lambda: dis_flow_grey(greys.get(src), greys.get(dst), passes.pair_forward)),
+        pool.submit(lambda: dis_flow_grey(greys.get(dst), greys.get(src), passes.pair_backward)),
+    )
+
+
+class _Greys:
+    """The frames' uint8 greys (what DIS takes), each made once by whichever thread asks first."""
+
+    def __init__(self, frames: torch.Tensor):
+        self.frames, self.done, self.lock, self.locks = frames, {}, threading.Lock(), {}
+
+    def get(self, index: int):
+        grey = self.done.get(index)
+        if grey is not None:
+            return grey
+        with self.lock:
+            lock = self.locks.setdefault(index, threading.Lock())
+        with lock:
+            if index not in self.done:
+                self.done[index] = grey_u8(self.frames[index])
+            return self.done[index]
+
+    def drop(self, index: int) -> None:
+        self.done.pop(index, None)
+        self.locks.pop(index, None)
 
 
 @contextlib.contextmanager
@@ -457,7 +523,11 @@ def _dis_threads():
 def _inside(xy: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """``[H, W]`` bool: planar positions ``[2, H, W]`` inside the image (see :func:`.flow.inside`)."""
     x, y = xy[0], xy[1]
-    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    out = x >= 0  # and-ed in place: no temporary per comparison pair
+    out &= x <= width - 1
+    out &= y >= 0
+    out &= y <= height - 1
+    return out
 
 
 def _at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -700,9 +770,11 @@ def _surface_depth(depth, x, y, predicted, valid, rtol: float = _SURFACE_RTOL):
     smooth_block = ((low > 0) & (high <= (1 + rtol) * low)).reshape(-1)
     out = sample_chw(known_depth[None], x, y)[0]
     ok = torch.ones_like(out, dtype=torch.bool)
-    edge = ~smooth_block[cell]
-    if bool(edge.any()):
-        ex, ey, ec, ep = x[edge], y[edge], cell[edge], predicted[edge]
+    # The few points in edge blocks (well under 1 %) by index: one nonzero, then gathers and scatters
+    # of those alone (boolean masks would each scan the whole frame again).
+    edge = (~smooth_block[cell]).reshape(-1).nonzero().squeeze(1)
+    if edge.numel():
+        ex, ey, ec, ep = (v.reshape(-1)[edge] for v in (x, y, cell, predicted))
         fx, fy = ex - ex.floor(), ey - ey.floor()
         right = (ex.floor() < width - 1).long()
         down = (ey.floor() < height - 1).long() * width
@@ -719,8 +791,8 @@ def _surface_depth(depth, x, y, predicted, valid, rtol: float = _SURFACE_RTOL):
         # surface's nearest pixel alone.
         value = torch.where(total > 1e-6, (weight * d).sum(-1) / total.clamp_min(1e-12), anchor)
         found = known.any(-1)
-        out[edge] = torch.where(found, value, ep)
-        ok[edge] = found
+        out.view(-1)[edge] = torch.where(found, value, ep)
+        ok.view(-1)[edge] = found
     return out, ok
 
 

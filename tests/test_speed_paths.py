@@ -3,7 +3,9 @@
 - PointRegularizer: the solver (k-d tree kNN, block-diagonal Laplacian, batched products, chunked polar
   rotations on a thread pool) against today's solver kept in tests/reference_regularizer.py;
 - softmax splatting: the compiled kernel frame by frame in two bands on threads, at batch 4, against eager;
-- dense tracking: the re-anchoring's subset evaluations and helpers against their full-frame forms.
+- dense tracking: the re-anchoring's subset evaluations and helpers against their full-frame forms, the
+  depth sampled on a thread of its own against the serial loop;
+- validation: the finiteness scan by sums against the elementwise test.
 """
 
 from __future__ import annotations
@@ -176,3 +178,55 @@ def test_schedule_keeps_the_usual_slack_where_the_presets_are_one_flow():
     assert small.pair_beta == tr._FB_BETA
     big = tr._schedule("medium", 480, 720)
     assert (big.pair_forward, big.direct_forward) == ("medium", "medium") and big.pair_backward == "fast" and big.pair_beta > tr._FB_BETA
+
+
+class _Serial:
+    """_Pipeline running each job at once in the caller's thread (the reference)."""
+
+    def __enter__(self):
+        return self
+
+    def submit(self, fn, *args):
+        fn(*args)
+
+    def __exit__(self, *exc):
+        return None
+
+
+def test_depth_sampled_on_its_own_thread_equals_serial(monkeypatch):
+    scene = sample_scene(7, 64, 40, seed=2)
+    threaded = tr.track_dense(scene.frames, scene.depth, ref_frame=3, intrinsics=scene.intrinsics)
+    monkeypatch.setattr(tr, "_Pipeline", _Serial)
+    serial = tr.track_dense(scene.frames, scene.depth, ref_frame=3, intrinsics=scene.intrinsics)
+    for name in ("uv", "depth", "visibility"):
+        assert torch.equal(getattr(threaded, name), getattr(serial, name)), name
+
+
+def test_a_failing_depth_job_is_raised(monkeypatch):
+    scene = sample_scene(5, 48, 32, seed=2)
+
+    def broken(self, *args):
+        raise RuntimeError("depth job failed")
+
+    monkeypatch.setattr(tr._DepthCarrier, "step", broken)
+    with pytest.raises(RuntimeError, match="depth job failed"):
+        tr.track_dense(scene.frames, scene.depth, intrinsics=scene.intrinsics)
+
+
+# --- validation ------------------------------------------------------------------------------------------
+
+
+def test_finite_scan_by_sums_matches_the_elementwise_test():
+    from vid4d.py import checks
+
+    big = torch.full((4, 8), 3e38)  # finite values whose sum overflows: the elementwise test decides
+    assert checks._nonfinite("x", big) is None
+    assert checks._nonfinite("x", torch.full((70000,), 60000.0, dtype=torch.float16)) is None
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.rand(3, 5, 7)
+        x[2, 1, 3] = bad
+        assert checks._nonfinite("x", x) == "x: contains 1 NaN/inf value(s) of 105, the first in x[2]"
+    mixed = big.clone()
+    mixed[1, 2] = -float("inf")  # inf among overflowing values
+    assert "1 NaN/inf" in checks._nonfinite("x", mixed)
+
