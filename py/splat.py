@@ -24,25 +24,28 @@ pixel (a zero-motion splat returns its input). The price of the shift: sources w
 ~80 (the nodes map their weights to ``[0, 20 · strength]``). Computation is float32 (float64 for float64
 inputs, e.g. for ``gradcheck``).
 
-Speed (480×720 on a 2-core CPU, see tests/bench/bench_splat.py): three interchangeable kernels give the
-same result:
+Speed (480×720 on a 2-core CPU, see tests/bench/bench_splat.py): four interchangeable kernels give the
+same result (to float32 rounding):
 
 - ``scatter``: the four corners, each one ``scatter_add_`` into a channels-first ``[B, C+1, H·W]``
-  buffer. Differentiable; used whenever gradients are needed, for float64, and as the eager fallback.
-- ``compiled``: the same maths as one fused single-threaded loop under ``torch.compile`` (plain
-  ``+=``, no atomics; see ``_COMPILE_OPTIONS``). Optional: ``compile="auto"`` tries it once per process
-  and device type and falls back to eager with one warning; ``VID4D_SPLAT_COMPILE=0`` turns it off.
-  ``auto`` uses it for frames of at least :data:`COMPILE_MIN_PIXELS` pixels (one compile per size).
-- ``sparse``: many channels (≥ :data:`SPARSE_MIN_CHANNELS`, CPU): the splat as a sparse matrix
-  ``[H·W, H·W]`` with four entries per source column, rows sorted by target (CSR), times channels-last
-  features (the int32 sort of the 4·H·W keys is most of its cost, so it loses at few channels).
-
-``compiled`` and ``sparse`` run frame by frame, frames side by side on the CPU's threads, so a frame
-costs the same at every batch size (and the compiled graph is the same).
+  buffer. Differentiable; used whenever gradients are needed, for float64, and as the fallback.
+- ``planes`` (``auto`` on the CPU): frame by frame, every channel plane its own 1-D ``scatter_add_``
+  per corner into the frame padded by one pixel (the four corners share one index, shifted), the
+  work on torch's thread count of Python threads (row bands for few channels, planes for many). No
+  compiler, no autograd.
+- ``compiled``: the corners under ``torch.compile`` (``auto`` on other devices). Optional:
+  ``compile="auto"`` tries it once per process and device type and falls back to eager with one
+  warning; ``VID4D_SPLAT_COMPILE=0`` turns it off; frames below :data:`COMPILE_MIN_PIXELS` pixels
+  stay eager (one compile per size). On the CPU inductor's code for this scatter is no faster than
+  eager's (measured), so ``auto`` does not use it there.
+- ``sparse``: the splat as a sparse matrix ``[H·W, H·W]`` with four entries per source column, rows
+  sorted by target (CSR), times channels-last features (the int32 sort of the 4·H·W keys is most of
+  its cost).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -54,9 +57,8 @@ import torch
 import torch.nn.functional as F
 
 MODES = ("soft", "sum", "avg", "linear")
-KERNELS = ("auto", "scatter", "compiled", "sparse")
+KERNELS = ("auto", "scatter", "planes", "compiled", "sparse")
 CHUNK_ELEMENTS = 1 << 25  # B·4·H·W·(C+1) splatted values per call: bounds the temporaries (~128 MB float32)
-SPARSE_MIN_CHANNELS = 16  # below this the sort of the sparse path costs more than it saves
 COMPILE_MIN_PIXELS = 1 << 17  # auto compiles for frames of at least this many pixels (~360x360)
 WEIGHT_RANGE = 20.0  # metric span the nodes map their weights to (× strength)
 COMPILE_ENV = "VID4D_SPLAT_COMPILE"
@@ -82,7 +84,8 @@ def softmax_splat(
             (``linear`` needs Z ≥ 0), ignored by ``sum`` and ``avg``. Non-finite Z skips that source.
         mode: ``soft``, ``sum``, ``avg`` or ``linear``.
         return_holes: also return the hole mask.
-        kernel: ``auto`` (sparse for ≥ 16 channels on CPU, else compiled when allowed, else scatter), ``scatter``, ``compiled`` or ``sparse`` (same result).
+        kernel: ``auto`` (planes on the CPU; elsewhere compiled when allowed, else scatter), ``scatter``,
+            ``planes``, ``compiled`` or ``sparse`` (same result).
         compile: for the compiled kernel: ``"auto"`` (try, else eager with a warning once), True
             (RuntimeError if it fails), False (never; so is ``VID4D_SPLAT_COMPILE=0`` for ``auto``).
 
@@ -103,7 +106,10 @@ def softmax_splat(
     choice = _pick_kernel(kernel, c, dtype, grad, compile, x.device, pixels=h * w)
     if choice == "compiled" and not (_compile_allowed(compile) and compile_status(x.device) != "failed"):
         choice = "scatter"
-    result = None if choice == "scatter" else _per_frame(choice, x, fl, z, mode, compile)
+    if choice == "planes":
+        result = _splat_planes(x, fl, z, mode)
+    else:
+        result = None if choice == "scatter" else _per_frame(choice, x, fl, z, mode, compile)
     if result is None:  # the eager scatter (also when the compile has just failed)
         per_frame = 4 * h * w * (c + 1)
         step = max(1, CHUNK_ELEMENTS // per_frame)
@@ -265,6 +271,146 @@ def _splat_band(input, flow, metric, row0, height: int, shift, mode: str) -> tor
     return torch.zeros(b, c + 1, height * w, dtype=input.dtype, device=input.device).scatter_add(2, idx.reshape(b, 1, 4 * n).expand(b, c + 1, 4 * n), src)
 
 
+BAND_MAX_CHANNELS = 8  # up to this many channels (+1 weight plane) a frame is split into row bands
+
+
+def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame by frame, each channel plane its own 1-D ``scatter_add_`` per corner. Returns
+    ``(out [B, C, H, W], holes [B, 1, H, W])``.
+
+    Why it is fast on the CPU: a ``scatter_add_`` of a ``[C+1, N]`` source with the index expanded over
+    channels runs ~10x slower than C+1 one-row scatters with the same index (measured at 480x720),
+    which is most of what the plain 4-corner scatter costs. The four corners share one index: the
+    accumulator is the frame padded by one pixel on every side, so corner k of a source lands at
+    ``base + offset_k`` (a shifted view) and any corner off the image lands in the padding, which is
+    cropped; sources off the padded frame (or skipped) go to a spare bin past the end.
+
+    With torch's threads > 1 the work runs on that many Python threads (torch at one thread meanwhile:
+    a 1-D scatter_add_ is itself parallel, and OpenMP teams started from several Python threads at
+    once fight for the cores): few channels, each thread takes a band of source rows into its own
+    accumulator (the accumulators are then added); many channels, each thread takes some of the planes.
+    """
+    b, c, h, w = input.shape
+    wp = w + 2
+    spare = (h + 2) * wp
+    workers = max(1, torch.get_num_threads()) if h * w >= 4096 else 1
+    bands = workers > 1 and c + 1 <= BAND_MAX_CHANNELS
+    workers = min(workers, h) if bands else min(workers, c + 1)
+    gx = torch.arange(w, dtype=flow.dtype, device=flow.device)
+    gy = torch.arange(h, dtype=flow.dtype, device=flow.device)[:, None]
+    out = torch.empty(b, c, h, w, dtype=input.dtype, device=input.device)
+    holes = torch.empty(b, 1, h, w, dtype=torch.bool, device=input.device)
+
+    def accumulate(i: int, acc, rows: slice, channels) -> None:
+        """Sources in ``rows`` of frame i, planes ``channels``, added into ``acc [C+1, ...]``."""
+        z = None if metric is None else metric[i, 0, rows]
+        base, weights = _plane_corners(flow[i, :, rows], z, mode, gx, gy[rows], h, spare, shifts[i])
+        feats = input[i, :, rows].reshape(c, -1)
+        scratch = torch.empty_like(base, dtype=acc.dtype)
+        for ch in channels:
+            plane = acc[ch]
+            for off, wk in zip((0, 1, wp, wp + 1), weights):
+                plane[off:].scatter_add_(0, base, wk if ch == c else torch.mul(feats[ch], wk, out=scratch))
+
+    def finish(i: int, accs, rows: slice) -> None:
+        """Output rows ``rows`` of frame i from the accumulators (summed), normalised."""
+        r0, r1, _ = rows.indices(h)
+        framed = [acc[:, :spare].view(c + 1, h + 2, wp)[:, 1 + r0 : 1 + r1, 1 : w + 1] for acc in accs]
+        total = framed[0].contiguous()  # (cheap; strided maths is not)
+        for more in framed[1:]:
+            total += more
+        num, den = total[:c], total[c]
+        covered = den > 0
+        torch.logical_not(covered, out=holes[i, 0, rows])
+        if mode == "sum":
+            out[i, :, rows] = num
+        else:
+            out[i, :, rows] = num.div_(torch.where(covered, den, 1.0)).masked_fill_(holes[i, 0, rows], 0.0)
+
+    shifts = [_plane_shift(flow[i], None if metric is None else metric[i, 0], mode) for i in range(b)]
+    accs = [torch.empty(c + 1, spare + wp + 2, dtype=input.dtype, device=input.device) for _ in range(workers if bands else 1)]
+    if workers == 1:
+        for i in range(b):
+            accs[0].zero_()
+            accumulate(i, accs[0], slice(None), range(c + 1))
+            finish(i, accs, slice(None))
+        return out, holes
+    cuts = [h * k // workers for k in range(workers + 1)]
+    row_bands = [slice(cuts[k], cuts[k + 1]) for k in range(workers)]
+
+    def band(i: int, k: int) -> None:
+        accs[k].zero_()
+        accumulate(i, accs[k], row_bands[k], range(c + 1))
+
+    def planes(i: int, k: int) -> None:
+        accs[0][k::workers].zero_()
+        accumulate(i, accs[0], slice(None), range(k, c + 1, workers))
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="vid4d-splat") as pool, _one_torch_thread():
+        for i in range(b):
+            for job in [pool.submit(band if bands else planes, i, k) for k in range(workers)]:
+                job.result()
+            for job in [pool.submit(finish, i, accs, rows) for rows in row_bands]:
+                job.result()
+    return out, holes
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _plane_shift(flow: torch.Tensor, metric: torch.Tensor | None, mode: str):
+    """For :func:`_splat_planes`: ``(m, masked)`` of one frame (``flow [2, H, W]``, ``metric [H, W]``):
+    the soft mode's shift (:func:`_shift`; None in other modes) and whether any value is non-finite
+    (then the sources are masked one by one)."""
+    if mode not in ("soft", "linear"):
+        return None, False
+    if bool(torch.isfinite(flow.sum() + metric.sum())):  # all finite (sums propagate NaN/inf): no masks
+        return (metric.amax() if mode == "soft" else None), False
+    if mode == "linear":
+        return None, True
+    ok = torch.isfinite(metric) & torch.isfinite(flow).all(0)
+    return _shift(metric.reshape(1, 1, -1), ok.reshape(1, 1, -1)).reshape(()), True
+
+
+def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, gx, gy, height: int, spare: int, shift):
+    """For :func:`_splat_planes`: each source's top-left corner in the padded frame ``base [N]`` (int64;
+    ``spare`` for skipped sources) and the four corners' weights ``[N]`` each (top-left, top-right,
+    bottom-left, bottom-right), from ``flow [2, h, W]`` and ``metric [h, W]``: rows ``gy [h, 1]`` of a
+    frame ``height`` rows high, ``shift`` from :func:`_plane_shift`."""
+    w = flow.shape[2]
+    m, masked = shift
+    # In place wherever a value is not needed again: fewer fresh frame-sized buffers (page faults).
+    x = flow[0] + gx
+    y = flow[1] + gy
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x.sub_(x0), y.sub_(y0)
+    # x0 + 1 in [0, W] and y0 + 1 in [0, H] (the padded frame); False for NaN and ±inf as well.
+    ok = (x0 + (1 - w / 2)).abs_() <= w / 2
+    ok &= (y0 + (1 - height / 2)).abs_() <= height / 2
+    g = None
+    if mode in ("soft", "linear"):
+        if masked:
+            ok &= torch.isfinite(metric)
+        g = torch.exp(metric - m) if mode == "soft" else metric
+    a, bb = 1 - fx, 1 - fy
+    if g is not None:
+        a.mul_(g)
+        fx.mul_(g)
+    corners = (a * bb, fx * bb, a.mul_(fy), fx.mul_(fy))
+    if spare >= (1 << 24):  # flat indices are exact in float32 below 2^24 only
+        x0, y0 = x0.double(), y0.double()
+    flat = y0.add_(1).mul_(w + 2).add_(x0).add_(1)
+    base = torch.where(ok, flat, float(spare)).long().reshape(-1)
+    return base, [v.reshape(-1) for v in corners]
+
+
 def _splat_sparse(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Sparse matrix (rows = targets, sorted; 4 entries per source) times channels-last features.
 
@@ -325,11 +471,12 @@ def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device,
         return "scatter"  # the only path with autograd (and the float64 reference)
     if kernel != "auto":
         return kernel
-    # Measured with tests/bench/bench_splat.py on the 2-core CPU (ratios to the plain scatter): at
-    # C=64 sparse ~2x, compiled ~1.5x; at C=3 compiled 3-4x, sparse 0.4x. Small frames (coarse pyramid
-    # levels) stay eager: a compile per size would cost more than it saves there.
-    if channels >= SPARSE_MIN_CHANNELS and device.type == "cpu":
-        return "sparse"
+    # Measured with tests/bench/bench_splat.py on the 2-core CPU (ratios to the plain scatter, same
+    # run): planes ~1.5-1.8x at C=3 batch 1, ~2.1-2.4x at batch 4, ~1.7-2x at C=64, ahead of sparse
+    # (~1-1.4x at C=64) and of the compiled kernel (0.5-0.9x: inductor's CPU code for this scatter is
+    # no faster than eager's), and it needs no compiler. On a GPU the compiled kernel (small frames eager).
+    if device.type == "cpu":
+        return "planes"
     if (pixels is None or pixels >= COMPILE_MIN_PIXELS) and _compile_allowed(compile) and compile_status(device) != "failed":
         return "compiled"
     return "scatter"

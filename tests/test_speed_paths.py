@@ -2,7 +2,8 @@
 
 - PointRegularizer: the solver (k-d tree kNN, block-diagonal Laplacian, batched products, chunked polar
   rotations on a thread pool) against today's solver kept in tests/reference_regularizer.py;
-- softmax splatting: the compiled kernel frame by frame in two bands on threads, at batch 4, against eager;
+- softmax splatting: the planes kernel (row bands or planes on threads) and the compiled kernel (frame by
+  frame in two bands on threads, at batch 4) against the eager scatter;
 - dense tracking: the re-anchoring's subset evaluations and helpers against their full-frame forms, the
   depth sampled on a thread of its own against the serial loop;
 - validation: the finiteness scan by sums against the elementwise test.
@@ -91,6 +92,31 @@ def test_chunked_polar_rotation_is_kabsch():
 
 
 # --- softmax splatting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [3, 9], ids=["row_bands", "plane_split"])
+def test_planes_kernel_on_threads_equals_the_scatter(channels):
+    g = torch.Generator().manual_seed(11)
+    inp = torch.rand(2, channels, 64, 80, generator=g)
+    flow = torch.randn(2, 2, 64, 80, generator=g) * 4
+    metric = torch.randn(2, 1, 64, 80, generator=g) * 2
+    metric[1] += 30.0  # a per-frame shift
+    flow[0, 1, 5, 6] = float("nan")
+    flow[0, 0, 9, 9] = 1e30
+    masked = metric.clone()
+    masked[1, 0, 3, 3] = float("inf")  # the masked (non-finite) path in frame 1
+    threads = torch.get_num_threads()
+    try:
+        for count in (2, 1):
+            torch.set_num_threads(count)
+            for mode, z in (("soft", metric), ("soft", masked), ("linear", metric.abs()), ("avg", None), ("sum", None)):
+                want, want_holes = splat.softmax_splat(inp, flow, z, mode, kernel="scatter", return_holes=True)
+                out, holes = splat.softmax_splat(inp, flow, z, mode, kernel="planes", return_holes=True)
+                torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
+                assert torch.equal(holes, want_holes)
+                assert torch.get_num_threads() == count
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.slow  # one torch.compile of the band kernel (shared with test_splat's compiled test shape)

@@ -110,7 +110,7 @@ def main():
             auto = splat._pick_kernel("auto", c, torch.float32, False, "auto", inp.device, pixels=h * w)
             cases = {"plain (baseline)": lambda: plain(inp, flow, metric)}
             notes = {}
-            for k in ("scatter", "compiled", "sparse"):
+            for k in ("scatter", "planes", "compiled", "sparse"):
                 t0 = time.perf_counter()
                 out = splat.softmax_splat(inp, flow, metric, kernel=k)
                 notes[k] = f"max |diff| {float((out - ref).abs().max()):.1e}, first call {time.perf_counter() - t0:.1f} s"
