@@ -328,7 +328,7 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
             out[i, :, rows] = num.div_(torch.where(covered, den, 1.0)).masked_fill_(holes[i, 0, rows], 0.0)
 
     shifts = [_plane_shift(flow[i], None if metric is None else metric[i, 0], mode) for i in range(b)]
-    accs = [torch.empty(c + 1, spare + wp + 2, dtype=input.dtype, device=input.device) for _ in range(workers if bands else 1)]
+    accs = _accumulators(workers if bands else 1, (c + 1, spare + wp + 2), input.dtype, input.device)
     if workers == 1:
         for i in range(b):
             accs[0].zero_()
@@ -353,6 +353,21 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
             for job in [pool.submit(finish, i, accs, rows) for rows in row_bands]:
                 job.result()
     return out, holes
+
+
+_SCRATCH = threading.local()  # the calling thread's last accumulators of _splat_planes
+SCRATCH_BYTES = 64 << 20  # kept between calls up to this size: fresh buffers cost ~4 ms of page faults a frame at 480x720
+
+
+def _accumulators(count: int, shape: tuple[int, int], dtype, device) -> list[torch.Tensor]:
+    """``count`` uninitialised ``shape`` buffers, the previous call's when they fit (per thread)."""
+    key = (count, shape, dtype, device)
+    if getattr(_SCRATCH, "key", None) == key:
+        return _SCRATCH.buffers
+    buffers = [torch.empty(shape, dtype=dtype, device=device) for _ in range(count)]
+    if count * shape[0] * shape[1] * buffers[0].element_size() <= SCRATCH_BYTES:
+        _SCRATCH.key, _SCRATCH.buffers = key, buffers
+    return buffers
 
 
 @contextlib.contextmanager
