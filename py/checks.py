@@ -55,6 +55,7 @@ _KINDS = {
 _SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("vid4d_validation_scope", default=None)
 TRUSTED = "*"
 _CHUNK = 1 << 24  # elements scanned at once: memory of a scan stays bounded whatever the tensor's size
+_SUM_DTYPE = {torch.float16: torch.float32, torch.bfloat16: torch.float32, torch.complex32: torch.complex64}  # sums that would overflow
 
 
 @contextlib.contextmanager
@@ -128,7 +129,11 @@ def _nonfinite(name: str, value: torch.Tensor, what: str = "") -> str | None:
     flat = value.reshape(1, -1) if value.dim() == 0 else value
     step = max(1, _CHUNK // max(1, flat[0].numel()))
     chunks = [flat[i : i + step] for i in range(0, flat.shape[0], step)]
-    if bool(torch.stack([torch.isfinite(c).all() for c in chunks]).all()):
+    # A sum is finite only when every term is (NaN and ±inf propagate), and summing reads the values
+    # without writing a mask: ~50x faster than isfinite().all() on the CPU. Only chunks whose sum is
+    # not finite (NaN/inf, or finite values summing past the float range) get the elementwise test.
+    sums = torch.isfinite(torch.stack([c.sum(dtype=_SUM_DTYPE.get(c.dtype)) for c in chunks]))
+    if bool(sums.all()) or all(bool(torch.isfinite(c).all()) for c, ok in zip(chunks, sums.tolist()) if not ok):
         return None
     if what:
         return f"{name}: the {what} contains NaN/inf values"

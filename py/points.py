@@ -16,7 +16,10 @@ The same terms are exposed as differentiable losses (:func:`rigidity_loss`, :fun
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -171,28 +174,33 @@ def point_maps(
 # ---------------------------------------------------------------------------------------------------
 
 
-def knn(points: torch.Tensor, k: int, queries: torch.Tensor | None = None, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def knn(points: torch.Tensor, k: int, queries: torch.Tensor | None = None, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """k nearest ``points [N, 3]`` of each query ``[M, 3]`` (default: of each point, itself excluded).
 
-    Brute force in chunks of ``chunk`` queries, so memory is O(chunk · N) whatever M is.
+    Exact, with SciPy's k-d tree (``cKDTree``, on the CPU in float64; ``workers`` threads, default torch's count):
+    O((N + M) log N) where brute force is O(N M) (345,600 tracks against 12,000 anchors took ~20 s with
+    ``cdist`` + ``topk`` on 2 cores, the tree well under a second).
 
     Returns:
-        index ``[M, k]`` long and distance ``[M, k]``, nearest first.
+        index ``[M, k]`` long and distance ``[M, k]`` (the points' dtype and device), nearest first.
     """
+    from scipy.spatial import cKDTree
+
     self_query = queries is None
-    queries = points if self_query else queries
     if k > points.shape[0] - (1 if self_query else 0):
         raise ValueError(f"knn: k={k} neighbours asked of {points.shape[0]} points")
-    idx, dist = [], []
-    for start in range(0, queries.shape[0], chunk):
-        d = torch.cdist(queries[start : start + chunk], points)
-        if self_query:
-            rows = torch.arange(d.shape[0], device=d.device)
-            d[rows, rows + start] = float("inf")
-        value, index = d.topk(k, dim=1, largest=False)
-        idx.append(index)
-        dist.append(value)
-    return torch.cat(idx), torch.cat(dist)
+    pts = points.detach().to("cpu", torch.float64).numpy()
+    query = pts if self_query else queries.detach().to("cpu", torch.float64).numpy()
+    tree = cKDTree(pts)
+    want = k + 1 if self_query else k
+    dist, index = tree.query(query, k=list(range(1, want + 1)), workers=max(1, workers or torch.get_num_threads()))
+    index, dist = torch.from_numpy(index), torch.from_numpy(dist)
+    if self_query:
+        # Drop the point itself (not always first: duplicates tie at distance 0), else the farthest.
+        keep = index != torch.arange(index.shape[0])[:, None]
+        keep[keep.all(1), -1] = False
+        index, dist = index[keep].reshape(-1, k), dist[keep].reshape(-1, k)
+    return index.to(points.device), dist.to(device=points.device, dtype=points.dtype)
 
 
 def knn_pairs(points: torch.Tensor, k: int) -> torch.Tensor:
@@ -277,23 +285,131 @@ def misalignment_loss(xyz: torch.Tensor, uv: torch.Tensor, intrinsics: torch.Ten
 # ---------------------------------------------------------------------------------------------------
 
 
-class _Graph:
-    """Directed kNN edges src → dst with the difference operator D and its adjoint (point-major ``[N, ...]``)."""
+@contextlib.contextmanager
+def _workers():
+    """A thread pool (one worker per torch thread) with torch itself at one thread while it lives.
 
-    def __init__(self, src: torch.Tensor, dst: torch.Tensor, num: int):
-        self.src, self.dst, self.num = src, dst, num
+    The solve is thousands of mid-sized tensor operations; torch's own OpenMP threads spin-wait at
+    each one's end, and on a busy 2-core CPU that made it several times slower than one thread (a
+    3-iteration solve: 122 s at 2 threads, 33 s at 1, under a load of ~10). The splittable parts
+    (polar rotations in chunks, the Laplacian per group of frames, the followers in chunks) run on
+    the pool's threads instead, which release the GIL inside every torch call.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max(1, threads), thread_name_prefix="vid4d-points") as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pool_size(pool) -> int:
+    return pool._max_workers if pool is not None else 1
+
+
+def _map(pool, fn, items) -> None:
+    """``fn(item)`` for every item, on the pool's threads when there is one (errors re-raised)."""
+    if pool is None:
+        for item in items:
+            fn(item)
+    else:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()
+
+
+class _Graph:
+    """The kNN graph: k edges i → ``nbr[i, j]`` out of every point, with the difference operator D and
+    its adjoint. Point arrays are point-major ``[A, ...]``, edge arrays ``[A, k, ...]`` (the k edges of a
+    point side by side, so D needs one gather and Dᵀ one ``index_add_``)."""
+
+    def __init__(self, nbr: torch.Tensor):
+        self.nbr = nbr  # [A, k]
+        self.num, self.k = nbr.shape
+        self.flat = nbr.reshape(-1)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """``[A, ...]`` → ``[A, k, ...]``: X at each edge's far end."""
+        return x.index_select(0, self.flat).view(self.num, self.k, *x.shape[1:])
 
     def diff(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, ...]`` → ``[E, ...]``: X_src − X_dst."""
-        return x[self.src] - x[self.dst]
+        """``[A, ...]`` → ``[A, k, ...]``: X_i − X_nbr(i, j)."""
+        return x[:, None] - self.gather(x)
 
     def adjoint(self, f: torch.Tensor) -> torch.Tensor:
-        """``[E, ...]`` → ``[N, ...]``: Dᵀ f."""
-        out = torch.zeros(self.num, *f.shape[1:], dtype=f.dtype, device=f.device)
-        out.index_add_(0, self.src, f)
-        out.index_add_(0, self.dst, -f)
+        """``[A, k, ...]`` → ``[A, ...]``: Dᵀ f."""
+        return f.sum(1).index_add_(0, self.flat, f.reshape(self.num * self.k, *f.shape[2:]), alpha=-1)
+
+
+class _Laplacian:
+    """Dᵀ diag(w) D of the kNN graph with a weight per edge and frame, applied to all frames at once.
+
+    As a weighted graph Laplacian: (L q)_i = (Σ_j w̃_ij) q_i − Σ_j w̃_ij q_j over both directions of
+    every edge (w̃_ij = w_ij + w_ji where both exist), one sparse CSR matrix per frame stacked block-
+    diagonally, so one product applies it to ``[F, A, 3]`` frame-major positions. A gather-reduce per
+    row: about a third of the memory traffic of gathering, weighting and scattering the edge arrays
+    ``[A, k, F, 3]`` (which dominated the solve).
+    """
+
+    def __init__(self, graph: _Graph, frames: int, pool=None):
+        a, k = graph.num, graph.k
+        device = graph.nbr.device
+        e = a * k
+        src_node = torch.arange(a, device=device).repeat_interleave(k)
+        rows = torch.cat([src_node, graph.flat])
+        cols = torch.cat([graph.flat, src_node])
+        edge = torch.arange(e, device=device).repeat(2)
+        key, order = torch.sort(rows * a + cols)
+        unique, counts = torch.unique_consecutive(key, return_counts=True)
+        first = torch.cumsum(counts, 0) - counts
+        # Each matrix entry (i, j) comes from the edge i → j, the edge j → i, or both.
+        self.src1 = edge[order[first]]
+        second = order[(first + 1).clamp_max(key.numel() - 1)]
+        self.src2 = torch.where(counts > 1, edge[second], torch.full_like(first, e))  # e: a zero weight
+        row, col = unique // a, unique % a
+        nnz = unique.numel()
+        crow = torch.zeros(a + 1, dtype=torch.long, device=device)
+        crow[1:] = torch.cumsum(torch.bincount(row, minlength=a), 0)
+        # The frames split into one block-diagonal matrix per pool thread (the products run side by side).
+        parts = min(_pool_size(pool), frames)
+        self.parts = []
+        for f0, f1 in ((frames * i // parts, frames * (i + 1) // parts) for i in range(parts)):
+            block = torch.arange(f1 - f0, device=device)[:, None]
+            part_crow = torch.cat([(crow[:-1][None] + block * nnz).reshape(-1), torch.tensor([(f1 - f0) * nnz], device=device)]).int()
+            self.parts.append((f0, f1, part_crow, (col[None] + block * a).reshape(-1).int()))
+        self.graph, self.frames, self.pool, self.nnz = graph, frames, pool, nnz
+
+    def set_weights(self, w: torch.Tensor) -> None:
+        """``w [A, k, F]``: the weight of every edge in every frame."""
+        a, k, f = w.shape
+        self.matrices = self.diag = None  # free the previous weights' matrices first
+        frame_major = torch.cat([w.reshape(a * k, f).T, torch.zeros(f, 1, dtype=w.dtype, device=w.device)], dim=1)  # [F, E + 1]
+        values = frame_major.index_select(1, self.src1).add_(frame_major.index_select(1, self.src2))  # [F, nnz]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+            self.matrices = [torch.sparse_csr_tensor(crow, col, values[f0:f1].reshape(-1), ((f1 - f0) * a, (f1 - f0) * a)) for f0, f1, crow, col in self.parts]
+        # Σ_j w̃_ij, the matrix's row sums.
+        self.diag = self._products(torch.ones(f, a, 1, dtype=w.dtype, device=w.device))
+
+    def _products(self, q: torch.Tensor) -> torch.Tensor:
+        """The off-diagonal part times ``q [F, A, C]`` (positive weights): ``[F, A, C]``."""
+        out = torch.empty_like(q)
+
+        def product(i: int) -> None:
+            f0, f1 = self.parts[i][:2]
+            flat = q[f0:f1].reshape((f1 - f0) * q.shape[1], -1)
+            buffer = out[f0:f1].view_as(flat)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # addmm into a buffer (beta 0) takes MKL's sparse path without extra copies of the product.
+                torch.addmm(buffer, self.matrices[i], flat, beta=0, out=buffer)
+
+        _map(self.pool, product, range(len(self.parts)))
         return out
 
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        """``q [F, A, C]`` → ``[F, A, C]``."""
+        return (self.diag * q).sub_(self._products(q))
 
 def _accel(f: torch.Tensor) -> torch.Tensor:
     """Second difference over time (axis 1): ``[N, T, ...]`` → ``[N, T − 2, ...]``."""
@@ -308,6 +424,11 @@ def _accel_adjoint(g: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _edge_accel(f: torch.Tensor) -> torch.Tensor:
+    """:func:`_accel` of an edge array ``[A, k, T, ...]`` over its time axis."""
+    return _accel(f.flatten(0, 1)).view(*f.shape[:2], f.shape[2] - 2, *f.shape[3:])
+
+
 def _cg(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch.Tensor, iterations: int) -> torch.Tensor:
     """Conjugate gradients for a symmetric positive definite operator, warm-started at ``x``."""
     r = b - apply(x)
@@ -318,79 +439,104 @@ def _cg(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch
         if float(rr) <= floor:
             break
         ap = apply(p)
-        alpha = rr / (p * ap).sum().clamp_min(1e-30)
+        alpha = float(rr / (p * ap).sum().clamp_min(1e-30))
         x = x + alpha * p
-        r = r - alpha * ap
+        r.sub_(ap, alpha=alpha)
         rr_new = (r * r).sum()
-        p = r + (rr_new / rr) * p
+        p = p.mul_(float(rr_new / rr)).add_(r)
         rr = rr_new
     return x
 
 
-def _cofactor(m: torch.Tensor) -> torch.Tensor:
-    """``[..., 3, 3]`` cofactor matrix (det(M) M⁻ᵀ for invertible M), rows from cross products."""
-    a, b, c = m[..., 0, :], m[..., 1, :], m[..., 2, :]
-    return torch.stack([torch.linalg.cross(b, c), torch.linalg.cross(c, a), torch.linalg.cross(a, b)], dim=-2)
+# 3x3 matrices as 9 planes [9, B] (row-major entries m00, m01, ..., m22): every operation of the polar
+# iteration is then a contiguous elementwise pass over B, which runs many times faster on the CPU than
+# the same maths on [B, 3, 3] (cross products and determinants on trailing dims of 3, or gathers of
+# rows): at B = 16384, one thread, 0.3 ms for a cofactor matrix against 1.7 ms with linalg.cross.
+def _cofactor9(m: torch.Tensor) -> torch.Tensor:
+    """Cofactor matrix (det(M) M⁻ᵀ) of 3x3 matrices as planes ``[9, B]``: c_ij = m_(i+1)(j+1) m_(i+2)(j+2) − m_(i+1)(j+2) m_(i+2)(j+1)."""
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.unbind(0)
+    out = torch.empty_like(m)
+    for row, (a, b, c, d) in enumerate(
+        ((m11, m22, m12, m21), (m12, m20, m10, m22), (m10, m21, m11, m20),
+         (m21, m02, m22, m01), (m22, m00, m20, m02), (m20, m01, m21, m00),
+         (m01, m12, m02, m11), (m02, m10, m00, m12), (m00, m11, m01, m10))
+    ):  # fmt: skip
+        torch.sub(a * b, c * d, out=out[row])
+    return out
 
 
-def _polar_rotation(cov: torch.Tensor, steps: int = 14) -> torch.Tensor:
+def _polar_rotation(cov: torch.Tensor, steps: int = 14, tol: float = 1e-6, chunk: int = 16384, pool=None) -> torch.Tensor:
     """``[..., 3, 3]`` rotation R maximising tr(Rᵀ C) (Kabsch), without one LAPACK call per matrix.
 
     Batched 3×3 SVDs cost ~10 µs each on CPU, too slow for T · N of them, so: the cofactor of C
     carries exactly the direction a rank-2 (planar neighbourhood) C lacks, with the sign that makes
     the result a proper rotation; C + cof(C)/‖C‖ is then full rank with the same polar factor as
-    Kabsch's, found by scaled Newton iterations X ← (γX + (γX)⁻ᵀ/γ)/2 (quadratic convergence).
-    Where the polar factor is a reflection (rare, very noisy neighbourhoods) it falls back to SVD.
+    Kabsch's, found by scaled Newton iterations X ← (γX + (γX)⁻ᵀ/γ)/2 (quadratic convergence; at most
+    ``steps``, stopping once no entry of a chunk moves by more than ``tol``). Where the polar factor is
+    a reflection (rare, very noisy neighbourhoods) it falls back to SVD.
+
+    Runs on chunks of ``chunk`` matrices as 9 planes each (``[9, chunk]``, see :func:`_cofactor9`),
+    small enough to stay in the CPU cache through the iterations; with a ``pool`` (see
+    :func:`_workers`) the chunks run on its threads.
     """
-    norm = cov.norm(dim=(-2, -1)).clamp_min(1e-30)[..., None, None]
-    c = cov / norm
-    eye = torch.eye(3, dtype=cov.dtype, device=cov.device)
-    x = c + _cofactor(c) + 1e-7 * eye
-    for _ in range(steps):
-        cof = _cofactor(x)
-        det = (x[..., 0, :] * cof[..., 0, :]).sum(-1)[..., None, None]
-        safe = torch.where(det.abs() < 1e-30, torch.full_like(det, 1e-30), det)
-        gamma = safe.abs().pow(-1.0 / 3.0)
-        x = 0.5 * (gamma * x + cof / (safe * gamma))
-    det = torch.linalg.det(x)
-    bad = (det < 0) | ~torch.isfinite(det)
+    shape = cov.shape
+    flat = cov.reshape(-1, 9)
+    out = torch.empty_like(flat)
+    bad = torch.zeros(flat.shape[0], dtype=torch.bool, device=cov.device)
+    if cov.device.type != "cpu":
+        chunk = flat.shape[0]  # one pass on a GPU
+
+    def solve(start: int) -> None:
+        m = flat[start : start + chunk].T.contiguous()  # [9, B]
+        c = m / m.square().sum(0).sqrt().clamp_min(1e-30)  # (norm(dim=0) is ~30x slower here)
+        x = c + _cofactor9(c)
+        x[0::4] += 1e-7
+        for _ in range(steps):
+            cof = _cofactor9(x)
+            det = (x[:3] * cof[:3]).sum(0)
+            safe = torch.where(det.abs() < 1e-30, torch.full_like(det, 1e-30), det)
+            gamma = safe.abs().pow(-1.0 / 3.0)
+            new = 0.5 * (gamma * x + cof / (safe * gamma))
+            moved = float((new - x).abs().max())
+            x = new
+            if moved <= tol:
+                break
+        det = (x[:3] * _cofactor9(x)[:3]).sum(0)
+        out[start : start + chunk] = x.T
+        bad[start : start + chunk] = (det < 0) | ~torch.isfinite(det)
+
+    _map(pool, solve, range(0, flat.shape[0], chunk))
+    out = out.reshape(shape)
+    bad = bad.reshape(shape[:-2])
     if bool(bad.any()):
         u, _, vh = torch.linalg.svd(cov[bad])
         d = torch.linalg.det(u @ vh)
         u = torch.cat([u[..., :2], u[..., 2:] * d[:, None, None]], dim=-1)
-        x[bad] = u @ vh
-    return x
-
-
-def _frame_chunks(num_edges: int, num_frames: int, budget: int = 1 << 22):
-    """Frame ranges such that ``[E, chunk, 3, 3]`` temporaries stay near ``budget`` elements."""
-    step = max(1, budget // max(9 * num_edges, 1))
-    return [(t, min(t + step, num_frames)) for t in range(0, num_frames, step)]
-
-
-def _rotations(x: torch.Tensor, rest: torch.Tensor, graph: _Graph, weight: torch.Tensor) -> torch.Tensor:
-    """``[N, T, 3, 3]`` per-point, per-frame rotations best mapping rest edges onto current edges (weighted Kabsch)."""
-    s = graph.diff(rest)  # [E, 3]
-    cov = torch.zeros(graph.num, x.shape[1], 3, 3, dtype=x.dtype, device=x.device)
-    for a, b in _frame_chunks(s.shape[0], x.shape[1]):
-        e = graph.diff(x[:, a:b]) * weight[:, a:b, None]  # [E, t, 3]
-        cov[:, a:b].index_add_(0, graph.src, e[..., :, None] * s[:, None, None, :])
-    return _polar_rotation(cov)
-
-
-def _rotate_edges(rot: torch.Tensor, rest: torch.Tensor, graph: _Graph, inverse: bool = False, x: torch.Tensor | None = None) -> torch.Tensor:
-    """``[E, T, 3]``: R_src (S_src − S_dst), the edges a locally rigid motion predicts; with
-    ``inverse``, R_srcᵀ (X_src − X_dst), the current edges rotated back to rest."""
-    t = rot.shape[1]
-    s = graph.diff(rest)
-    out = torch.empty(s.shape[0], t, 3, dtype=rot.dtype, device=rot.device)
-    for a, b in _frame_chunks(s.shape[0], t):
-        r = rot[graph.src, a:b]  # [E, t, 3, 3]
-        if inverse:
-            out[:, a:b] = (r.transpose(-1, -2) @ graph.diff(x[:, a:b])[..., None]).squeeze(-1)
-        else:
-            out[:, a:b] = (r @ s[:, None, :, None]).squeeze(-1)
+        out[bad] = u @ vh
     return out
+
+
+def _rotations(dx: torch.Tensor, rest: torch.Tensor, graph: _Graph, weight: torch.Tensor, pool=None) -> torch.Tensor:
+    """``[A, T, 3, 3]`` per-point, per-frame rotations best mapping rest edges onto the current edges
+    ``dx [A, k, T, 3]`` (weighted Kabsch)."""
+    a, k, t = dx.shape[:3]
+    s = graph.diff(rest)  # [A, k, 3]
+    e = dx * weight[..., None]
+    # cov[i, t] = Σ_j e_ijt s_ijᵀ: one batched product over the k edges of each point.
+    cov = torch.bmm(e.view(a, k, t * 3).transpose(1, 2), s)  # [A, T·3, 3]
+    return _polar_rotation(cov.view(a, t, 3, 3), pool=pool)
+
+
+def _rotate_edges(rot: torch.Tensor, rest: torch.Tensor, graph: _Graph) -> torch.Tensor:
+    """``[A, k, T, 3]``: R_i (S_i − S_nbr), the edges a locally rigid motion predicts (``rot [A, T, 3, 3]``)."""
+    a, t = rot.shape[:2]
+    s = graph.diff(rest)  # [A, k, 3]
+    return torch.bmm(s, rot.reshape(a, t * 3, 3).transpose(1, 2)).view(a, graph.k, t, 3)
+
+
+def _norm3(v: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm over a last axis of 3 (``norm(dim=-1)`` is several times slower on the CPU)."""
+    return v.square().sum(-1).sqrt()
 
 
 def _cauchy(residual: torch.Tensor, scale: float) -> torch.Tensor:
@@ -472,8 +618,7 @@ def regularize_points(
     t, n = dims["T"], dims["N"]
     if not 0 <= ref_frame < t:
         raise ValueError(f"ref_frame: expected an index in [0, {t}), got {ref_frame}")
-    vis = visibility.to(xyz.dtype) if visibility.is_floating_point() else visibility.to(xyz.dtype)
-    if not bool((vis > 0).any()):
+    if not bool((visibility > 0).any()):
         raise ValueError("visibility: no point is visible in any frame, there is nothing to regularise against")
     k = min(k, n - 1)
     if k == 0 or iterations == 0:
@@ -487,22 +632,24 @@ def regularize_points(
         if progress is not None:
             progress(done)
 
-    # Point-major [N, T, ...] inside: gathers and scatters over edges run along the first axis.
-    work = (xyz if xyz.dtype == torch.float64 else xyz.float()).transpose(0, 1)
-    vis = vis.to(work.dtype).transpose(0, 1)
+    data = xyz if xyz.dtype == torch.float64 else xyz.float()  # [T, N, 3]
     gen = torch.Generator().manual_seed(int(seed))
     anchors = torch.randperm(n, generator=gen)[:max_anchors].sort().values.to(xyz.device) if n > max_anchors else None
-    y = work.contiguous() if anchors is None else work[anchors]
-    v = vis.contiguous() if anchors is None else vis[anchors]
-    x, rot, scale, stats = _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick)
-    if anchors is None:
-        out = x
-    else:
-        out = _follow_anchors(work, vis, anchors, x, rot, rigidity * 2 * k, scale, interpolation_neighbours, ref_frame)
+    # The anchor problem is point-major [A, T, ...] (gathers and scatters over edges run along the first
+    # axis); the other points are read and written in chunks straight from and into [T, N, 3].
+    pick = slice(None) if anchors is None else anchors
+    y = data[:, pick].transpose(0, 1).contiguous()
+    v = visibility[:, pick].to(data.dtype).transpose(0, 1).contiguous()
+    with _workers() as pool:
+        x, rot, scale, stats = _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick, pool)
+        if anchors is None:
+            out = x.transpose(0, 1)
+        else:
+            out = _follow_anchors(data, visibility, anchors, y, x, rot, rigidity * 2 * k, scale, interpolation_neighbours, ref_frame, pool)
     tick(iterations + 1)
     if info is not None:
         info.update(stats, anchors=int(y.shape[0]), k=k)
-    return out.transpose(0, 1).to(xyz.dtype).contiguous()
+    return out.to(xyz.dtype).contiguous()
 
 
 @dataclass(frozen=True)
@@ -535,113 +682,151 @@ class PointRegularization:
         return torch.cat([after[..., :2], after[..., 2:].clamp_min(z_min)], dim=-1)
 
 
-def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick):
+def _solve(y, v, k, rigidity, smoothness, iterations, cg_iterations, ref_frame, tick, pool=None):
     """The anchor problem on ``y [A, T, 3]``, ``v [A, T]``: returns X ``[A, T, 3]``, rotations
     ``[A, T, 3, 3]``, the data term's robust scale and the objective before/after."""
     a, t, _ = y.shape
     ref = y[:, ref_frame]
-    index, _ = knn(ref, k)
-    graph = _Graph(torch.arange(a, device=y.device).repeat_interleave(k), index.reshape(-1), a)
+    index, _ = knn(ref, k, workers=_pool_size(pool))
+    graph = _Graph(index)
+    laplacian = _Laplacian(graph, 2 * t - 2 if smoothness and t >= 3 else t, pool)
     extent = float((ref - ref.median(0).values).norm(dim=-1).median()) + 1e-12
     floor = 1e-6 * extent
     seen = v > 0
-    pair_seen = v[graph.src] * v[graph.dst]  # [E, T]
+    pair_seen = v[:, None] * graph.gather(v)  # [A, k, T]
     wd = v.clamp_min(_INVISIBLE_WEIGHT)  # [A, T]
-    we = torch.ones(graph.src.numel(), t, dtype=y.dtype, device=y.device)  # [E, T]
+    we = torch.ones(a, k, t, dtype=y.dtype, device=y.device)  # [A, k, T]
     x, rest = y.clone(), ref.clone()
     smooth = smoothness if t >= 3 else 0.0
 
     def smooth_weight(we):
-        return torch.minimum(torch.minimum(we[:, 2:], we[:, 1:-1]), we[:, :-2])
+        return torch.minimum(torch.minimum(we[..., 2:], we[..., 1:-1]), we[..., :-2])
 
-    def objective(x, rot, rest, we, data_scale):
-        res = graph.diff(x) - _rotate_edges(rot, rest, graph)
-        r = (x - y).norm(dim=-1)
+    def objective(x, dx, rot, rest, we, data_scale):
+        res = dx - _rotate_edges(rot, rest, graph)
+        r = _norm3(x - y)
         total = (v * torch.log1p((r / data_scale) ** 2)).sum() * data_scale**2
-        total = total + rigidity * (we * res.pow(2).sum(-1)).sum()
+        total = total + rigidity * (we * res.square().sum(-1)).sum()
         if smooth:
-            total = total + smooth * (smooth_weight(we) * _accel(res).pow(2).sum(-1)).sum()
+            total = total + smooth * (smooth_weight(we) * _edge_accel(res).square().sum(-1)).sum()
         return float(total) / max(float(v.sum()), 1e-12)
 
     data_scale = max(1e-2 * extent, floor)
-    before = objective(x, _rotations(x, rest, graph, we), rest, we, data_scale)
+    dx = graph.diff(x)  # [A, k, T, 3], kept in step with x
+    before = objective(x, dx, _rotations(dx, rest, graph, we, pool), rest, we, data_scale)
     for it in range(iterations):
         tick(it)
-        rot = _rotations(x, rest, graph, we)
-        target = _rotate_edges(rot, rest, graph)  # [E, T, 3]
-        ws = smooth_weight(we)[..., None] if smooth else None
-
-        def apply(p):
-            dp = graph.diff(p)
-            f = rigidity * we[..., None] * dp
-            if smooth:
-                f = f + smooth * _accel_adjoint(ws * _accel(dp))
-            return wd[..., None] * p + graph.adjoint(f)
-
-        f = rigidity * we[..., None] * target
+        rot = _rotations(dx, rest, graph, we, pool)
+        # The normal operator wd + Dᵀ (ρ W_e D + σ Aᵀ W_s A D), A the second difference over time. A acts
+        # on time and D on points, so A D = D A: with q = [p, A p] stacked along time, both edge terms are
+        # one weighted graph Laplacian of q (one sparse product), then Aᵀ on the second half. Likewise the
+        # right-hand side Dᵀ (ρ W_e R S + σ Aᵀ W_s A R S) takes A R (on rotations, not on edge arrays).
+        weights = rigidity * we
+        stacked = rot
         if smooth:
-            f = f + smooth * _accel_adjoint(ws * _accel(target))
-        x = _cg(apply, wd[..., None] * y + graph.adjoint(f), x, cg_iterations)
+            weights = torch.cat([weights, smooth * smooth_weight(we)], dim=-1)  # [A, k, 2T − 2]
+            stacked = torch.cat([rot, _accel(rot)], dim=1)  # [A, 2T − 2, 3, 3]
+        laplacian.set_weights(weights)
+        targets = _rotate_edges(stacked, rest, graph)  # [A, k, T (+ T − 2), 3]
+        target = targets[:, :, :t]
+        rhs = wd[..., None] * y + graph.adjoint(weights[..., :t, None] * target)
+        if smooth:
+            rhs += _accel_adjoint(graph.adjoint(weights[..., t:, None] * targets[:, :, t:]))
+        wd_t = wd.T.contiguous()[..., None]  # [T, A, 1]
+
+        def apply(p):  # frame-major [T, A, 3]
+            if not smooth:
+                return wd_t * p + laplacian(p)
+            g = laplacian(torch.cat([p, p[2:] - 2 * p[1:-1] + p[:-2]]))
+            out = wd_t * p + g[:t]
+            acc = g[t:]
+            out[2:] += acc
+            out[1:-1] -= 2 * acc
+            out[:-2] += acc
+            return out
+
+        x = _cg(apply, rhs.transpose(0, 1).contiguous(), x.transpose(0, 1).contiguous(), cg_iterations).transpose(0, 1).contiguous()
+        dx = graph.diff(x)
+        del targets
 
         # Robust reweighting (IRLS): Cauchy weights at a scale taken from the residuals themselves.
-        r = (x - y).norm(dim=-1)
+        r = _norm3(x - y)
         data_scale = _robust_scale(r[seen], floor)
         wd = torch.maximum(v * _cauchy(r, data_scale), torch.full_like(v, _INVISIBLE_WEIGHT))
-        res = (graph.diff(x) - target).norm(dim=-1)
+        res = _norm3(dx - target)
         we = _cauchy(res, _robust_scale(res, floor))
+        del target, res
 
-        rest = _rest_shape(x, rot, rest, graph, we * pair_seen, cg_iterations)
-    rot = _rotations(x, rest, graph, we)
-    after = objective(x, rot, rest, we, data_scale)
+        rest = _rest_shape(dx, rot, rest, graph, we * pair_seen, cg_iterations)
+    rot = _rotations(dx, rest, graph, we, pool)
+    after = objective(x, dx, rot, rest, we, data_scale)
     outliers = float(((wd < 0.5 * v) & seen).sum()) / max(int(seen.sum()), 1)
     return x, rot, data_scale, dict(objective_before=before, objective_after=after, data_scale=data_scale, outlier_fraction=outliers)
 
 
-def _rest_shape(x, rot, rest, graph: _Graph, weight, cg_iterations):
-    """The shape S shared by all frames: Σ_e ω_e ‖S_src − S_dst − v_e‖², v_e the frames' edges rotated
-    back to rest and averaged (weight ``[E, T]``); a tiny tie to the previous S fixes the translation."""
-    back = _rotate_edges(rot, rest, graph, inverse=True, x=x)  # [E, T, 3]
-    total = weight.sum(1)  # [E]
-    edge = (weight[..., None] * back).sum(1) / total.clamp_min(1e-12)[:, None]
-    omega = total / x.shape[1]
+def _rest_shape(dx, rot, rest, graph: _Graph, weight, cg_iterations):
+    """The shape S shared by all frames: Σ_e ω_e ‖S_i − S_nbr − v_e‖², v_e the frames' edges ``dx`` rotated
+    back to rest and averaged (weight ``[A, k, T]``); a tiny tie to the previous S fixes the translation."""
+    a, k, t = dx.shape[:3]
+    # Σ_t w_t R_tᵀ (X_i − X_nbr)_t for every edge: one batched product per point over (frame, axis).
+    wdx = (weight[..., None] * dx).view(a, k, t * 3)
+    total = weight.sum(-1)  # [A, k]
+    edge = torch.bmm(wdx, rot.view(a, t * 3, 3)) / total.clamp_min(1e-12)[..., None]
+    omega = total / t
     tie = 1e-3 * float(omega.mean()) + 1e-12
 
     def apply(p):
-        return tie * p + graph.adjoint(omega[:, None] * graph.diff(p))
+        return tie * p + graph.adjoint(omega[..., None] * graph.diff(p))
 
-    return _cg(apply, tie * rest + graph.adjoint(omega[:, None] * edge), rest, cg_iterations)
+    return _cg(apply, tie * rest + graph.adjoint(omega[..., None] * edge), rest, cg_iterations)
 
 
-def _follow_anchors(y, vis, anchors, xa, rot, stiffness, data_scale, neighbours, ref_frame, chunk: int = 2048):
-    """Every non-anchor point ``y [N, T, 3]`` from its nearest anchors' regularised motion
-    (``xa [A, T, 3]``, ``rot [A, T, 3, 3]``), blended robustly with its own observation."""
-    n = y.shape[0]
+def _follow_anchors(data, visibility, anchors, ya, xa, rot, stiffness, data_scale, neighbours, ref_frame, pool=None, chunk: int = 2048):
+    """``[T, N, 3]``: the anchors' regularised positions ``xa [A, T, 3]`` (observed ``ya``), and every other
+    point of ``data [T, N, 3]`` (visibility ``[T, N]``) from its nearest anchors' regularised motion
+    (``rot [A, T, 3, 3]``), blended robustly with its own observation. Reads and writes the points in
+    chunks of ``chunk`` (no point-major copy of the whole set)."""
+    n = data.shape[1]
     kk = min(max(int(neighbours), 1), anchors.numel())
-    out = y.clone()
-    out[anchors] = xa
-    is_anchor = torch.zeros(n, dtype=torch.bool, device=y.device)
+    is_anchor = torch.zeros(n, dtype=torch.bool, device=data.device)
     is_anchor[anchors] = True
     others = (~is_anchor).nonzero().squeeze(1)
-    ya = y[anchors]
+    out = torch.empty_like(data)
+    out[:, anchors] = xa.transpose(0, 1)
     ref_anchor = ya[:, ref_frame].contiguous()
-    for start in range(0, others.numel(), chunk):
+    near_all, dist_all = knn(ref_anchor, kk, queries=data[ref_frame, others], workers=_pool_size(pool))
+
+    def follow(start: int) -> None:
         idx = others[start : start + chunk]
-        near, dist = knn(ref_anchor, kk, queries=y[idx, ref_frame])
+        near, dist = near_all[start : start + chunk], dist_all[start : start + chunk]
+        c, kn = near.shape
+        flat = near.reshape(-1)
         w = 1.0 / (dist + 1e-6 * (float(dist.mean()) + 1e-12))  # [C, K]
-        yp, seen = y[idx], vis[idx]  # [C, T, 3], [C, T]
-        rk = rot[near]  # [C, K, T, 3, 3]
-        # The point's offset to each anchor in the anchor's local frame, averaged over the frames it is seen in.
-        local = (rk.transpose(-1, -2) @ (yp[:, None] - ya[near])[..., None]).squeeze(-1)  # [C, K, T, 3]
-        frame_w = (seen + 1e-6)[:, None, :, None]
-        offset = (frame_w * local).sum(2, keepdim=True) / frame_w.sum(2, keepdim=True)  # [C, K, 1, 3]
-        # An anchor the point is not rigidly attached to (another body across an edge) loses its say.
-        wobble = (frame_w * (local - offset).norm(dim=-1, keepdim=True)).sum(2) / frame_w.sum(2)  # [C, K, 1]
-        w = w * _cauchy(wobble[..., 0], data_scale) + 1e-12
+        yp = data.index_select(1, idx).transpose(0, 1)  # [C, T, 3]
+        seen = visibility.index_select(1, idx).T.to(data.dtype)  # [C, T]
+        # (index_select: row gathers ~10x faster than advanced indexing with a 2-D index here)
+        t = data.shape[0]
+        rk = rot.index_select(0, flat).view(c * kn, t * 3, 3)  # [C·K, T·3, 3]: each anchor's R_t stacked
+        d = yp[:, None] - ya.index_select(0, flat).view(c, kn, t, 3)  # [C, K, T, 3]
+        # The point's offset to each anchor in the anchor's local frame, averaged over the frames it is
+        # seen in: Σ_t w_t R_tᵀ d_t / Σ_t w_t, one (1 x 3T)(3T x 3) product per (point, anchor).
+        frame_w = seen + 1e-6  # [C, T]
+        total = frame_w.sum(1)[:, None, None, None]
+        offset = torch.bmm((frame_w[:, None, :, None] * d).view(c * kn, 1, t * 3), rk).view(c, kn, 1, 3) / total  # [C, K, 1, 3]
+        o = offset.view(c * kn, 3, 1)
+        # R_t offset, written out per column: 3x faster than a batched product with one column.
+        moved = (rk[..., 0] * o[:, 0] + rk[..., 1] * o[:, 1] + rk[..., 2] * o[:, 2]).view(c, kn, t, 3)
+        # An anchor the point is not rigidly attached to (another body across an edge) loses its say
+        # (‖R_tᵀ d_t − offset‖ = ‖d_t − R_t offset‖: the rotation keeps lengths).
+        wobble = (frame_w[:, None] * _norm3(d - moved)).sum(2) / total[..., 0, 0]  # [C, K]
+        w = w * _cauchy(wobble, data_scale) + 1e-12
         w = w / w.sum(1, keepdim=True)
-        predicted = xa[near] + (rk @ offset[..., None]).squeeze(-1)  # [C, K, T, 3]
+        predicted = xa.index_select(0, flat).view(c, kn, t, 3) + moved  # [C, K, T, 3]
         predicted = (w[..., None, None] * predicted).sum(1)  # [C, T, 3]
-        wd = torch.maximum(seen * _cauchy((yp - predicted).norm(dim=-1), data_scale), torch.full_like(seen, _INVISIBLE_WEIGHT))
-        out[idx] = (wd[..., None] * yp + stiffness * predicted) / (wd[..., None] + stiffness)
+        wd = torch.maximum(seen * _cauchy(_norm3(yp - predicted), data_scale), torch.full_like(seen, _INVISIBLE_WEIGHT))
+        out.index_copy_(1, idx, ((wd[..., None] * yp + stiffness * predicted) / (wd[..., None] + stiffness)).transpose(0, 1))
+
+    _map(pool, follow, range(0, others.numel(), chunk))
     return out
 
 

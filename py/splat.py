@@ -24,34 +24,42 @@ pixel (a zero-motion splat returns its input). The price of the shift: sources w
 ~80 (the nodes map their weights to ``[0, 20 · strength]``). Computation is float32 (float64 for float64
 inputs, e.g. for ``gradcheck``).
 
-Speed (480×720 on a 2-core CPU, see tests/bench/bench_splat.py): three interchangeable kernels give the
-same result:
+Speed (480×720 on a 2-core CPU, see tests/bench/bench_splat.py): four interchangeable kernels give the
+same result (to float32 rounding):
 
 - ``scatter``: the four corners, each one ``scatter_add_`` into a channels-first ``[B, C+1, H·W]``
-  buffer. Differentiable; used whenever gradients are needed, for float64, and as the eager fallback.
-- ``compiled``: the same maths as one fused scatter under ``torch.compile``. Optional:
-  ``compile="auto"`` tries it once per process and device type and falls back to eager with one warning;
-  ``VID4D_SPLAT_COMPILE=0`` turns it off.
-- ``sparse``: many channels (≥ :data:`SPARSE_MIN_CHANNELS`, CPU): the splat as a sparse matrix
-  ``[H·W, H·W]`` with four entries per source column, rows sorted by target (CSR), times channels-last
-  features (the int32 sort of the 4·H·W keys is most of its cost, so it loses at few channels).
+  buffer. Differentiable; used whenever gradients are needed, for float64, and as the fallback.
+- ``planes`` (``auto`` on the CPU): frame by frame, every channel plane its own 1-D ``scatter_add_``
+  per corner into the frame padded by one pixel (the four corners share one index, shifted), the
+  work on torch's thread count of Python threads (row bands for few channels, planes for many). No
+  compiler, no autograd.
+- ``compiled``: the corners under ``torch.compile`` (``auto`` on other devices). Optional:
+  ``compile="auto"`` tries it once per process and device type and falls back to eager with one
+  warning; ``VID4D_SPLAT_COMPILE=0`` turns it off; frames below :data:`COMPILE_MIN_PIXELS` pixels
+  stay eager (one compile per size). On the CPU inductor's code for this scatter is no faster than
+  eager's (measured), so ``auto`` does not use it there.
+- ``sparse``: the splat as a sparse matrix ``[H·W, H·W]`` with four entries per source column, rows
+  sorted by target (CSR), times channels-last features (the int32 sort of the 4·H·W keys is most of
+  its cost).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 MODES = ("soft", "sum", "avg", "linear")
-KERNELS = ("auto", "scatter", "compiled", "sparse")
+KERNELS = ("auto", "scatter", "planes", "compiled", "sparse")
 CHUNK_ELEMENTS = 1 << 25  # B·4·H·W·(C+1) splatted values per call: bounds the temporaries (~128 MB float32)
-SPARSE_MIN_CHANNELS = 16  # below this the sort of the sparse path costs more than it saves
+COMPILE_MIN_PIXELS = 1 << 17  # auto compiles for frames of at least this many pixels (~360x360)
 WEIGHT_RANGE = 20.0  # metric span the nodes map their weights to (× strength)
 COMPILE_ENV = "VID4D_SPLAT_COMPILE"
 
@@ -76,7 +84,8 @@ def softmax_splat(
             (``linear`` needs Z ≥ 0), ignored by ``sum`` and ``avg``. Non-finite Z skips that source.
         mode: ``soft``, ``sum``, ``avg`` or ``linear``.
         return_holes: also return the hole mask.
-        kernel: ``auto`` (sparse for ≥ 16 channels on CPU, else compiled when allowed, else scatter), ``scatter``, ``compiled`` or ``sparse`` (same result).
+        kernel: ``auto`` (planes on the CPU; elsewhere compiled when allowed, else scatter), ``scatter``,
+            ``planes``, ``compiled`` or ``sparse`` (same result).
         compile: for the compiled kernel: ``"auto"`` (try, else eager with a warning once), True
             (RuntimeError if it fails), False (never; so is ``VID4D_SPLAT_COMPILE=0`` for ``auto``).
 
@@ -94,18 +103,29 @@ def softmax_splat(
     x, fl = input.to(dtype), flow.to(dtype)
     z = metric.to(dtype) if metric is not None and mode in ("soft", "linear") else None
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, flow, metric))
-    choice = _pick_kernel(kernel, c, dtype, grad, compile, x.device)
-    per_frame = 4 * h * w * (c + 1)
-    step = max(1, CHUNK_ELEMENTS // per_frame)
-    outs, holes = [], []
-    for i in range(0, b, step):
-        zi = None if z is None else z[i : i + step]
-        out, den = _run_kernel(choice, x[i : i + step], fl[i : i + step], zi, mode, compile)
-        outs.append(out)
-        holes.append(den <= 0)
-    out = (outs[0] if len(outs) == 1 else torch.cat(outs)).to(input.dtype)
+    choice = _pick_kernel(kernel, c, dtype, grad, compile, x.device, pixels=h * w)
+    if choice == "compiled" and not (_compile_allowed(compile) and compile_status(x.device) != "failed"):
+        choice = "scatter"
+    if choice == "planes":
+        result = _splat_planes(x, fl, z, mode)
+    else:
+        result = None if choice == "scatter" else _per_frame(choice, x, fl, z, mode, compile)
+    if result is None:  # the eager scatter (also when the compile has just failed)
+        per_frame = 4 * h * w * (c + 1)
+        step = max(1, CHUNK_ELEMENTS // per_frame)
+        outs, holes = [], []
+        for i in range(0, b, step):
+            zi = None if z is None else z[i : i + step]
+            out, den = _splat_scatter(x[i : i + step], fl[i : i + step], zi, mode)
+            outs.append(out)
+            holes.append(den <= 0)
+        out = (outs[0] if len(outs) == 1 else torch.cat(outs)).to(input.dtype)
+        hole = holes[0] if len(holes) == 1 else torch.cat(holes)
+    else:
+        out, hole = result
+        out = out.to(input.dtype)
     if return_holes:
-        return out, holes[0] if len(holes) == 1 else torch.cat(holes)
+        return out, hole
     return out
 
 
@@ -169,14 +189,19 @@ def _check_args(input, flow, metric, mode, kernel, compile) -> None:
 
 
 # -------------------------------------------------------------------------------------------- kernels
-def _corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, band=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Targets and weights of the four bilinear corners: ``idx [B, 4, N]`` int64 and ``w [B, 4, N]``.
 
-    Dropped corners (outside, non-finite source) get index 0 and weight 0.
+    Dropped corners (outside, non-finite source) get index 0 and weight 0. With ``band`` = (row0
+    ``[1]``, height, shift ``[B, 1, 1]``) the flow is rows row0.. of a frame ``height`` rows high (indices
+    into the whole frame) and ``shift`` the frame's metric maximum (see :func:`_shift`).
     """
     b, _, h, w = flow.shape
     n = h * w
     gy, gx = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device), torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
+    if band is not None:  # rows row0 .. row0 + h of a frame `height` rows high, metric shift given
+        row0, h, shift = band
+        gy = gy + row0
     x = (gx + flow[:, 0]).reshape(b, 1, n)
     y = (gy + flow[:, 1]).reshape(b, 1, n)
     ok = torch.isfinite(x) & torch.isfinite(y)
@@ -194,15 +219,19 @@ def _corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str) -> tupl
     bil = (1 - (x - xi).abs()) * (1 - (y - yi).abs())
     inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
     if mode == "soft":
-        zf = torch.where(ok, z, -math.inf)
-        m = zf.amax(dim=2, keepdim=True)
-        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # no finite metric: nothing lands anyway
+        m = _shift(z, ok) if band is None else shift
         bil = bil * torch.exp(torch.where(ok, z, m) - m)
     elif mode == "linear":
         bil = bil * torch.where(ok, z, 0.0)
     weight = torch.where(inside, bil, 0.0)
     idx = torch.where(inside, yi * w + xi, 0.0).long()
     return idx, weight
+
+
+def _shift(z: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, 1]`` the maximum of the metric ``z [B, 1, N]`` over the sources ``ok`` (0 if none)."""
+    m = torch.where(ok, z, -math.inf).amax(dim=2, keepdim=True)
+    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # no finite metric: nothing lands anyway
 
 
 def _normalise(acc: torch.Tensor, mode: str, c: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,31 +243,187 @@ def _normalise(acc: torch.Tensor, mode: str, c: int) -> tuple[torch.Tensor, torc
     return torch.where(den > 0, num / safe, torch.zeros_like(num)), den
 
 
-def _splat_scatter(input, flow, metric, mode: str, in_place: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ``scatter_add`` per corner into a channels-first ``[B, C+1, N]`` buffer; differentiable.
-
-    Eagerly in place (no copies of the buffer). ``in_place=False`` is the lean formulation that
-    ``torch.compile`` turns into fused loops (in-place scatters, or one ``[B, C+1, 4N]`` scatter, compile
-    about 2x slower here): see :func:`_splat_fused`.
-    """
+def _splat_scatter(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``scatter_add_`` per corner into a channels-first ``[B, C+1, N]`` buffer; differentiable."""
     b, c, h, w = input.shape
     n = h * w
     idx, weight = _corners(flow, metric, mode)
     feats = torch.cat([input.reshape(b, c, n), torch.ones_like(input[:, :1]).reshape(b, 1, n)], dim=1)
     acc = torch.zeros(b, c + 1, n, dtype=input.dtype, device=input.device)
     for k in range(4):
-        index, values = idx[:, k : k + 1].expand(b, c + 1, n), feats * weight[:, k : k + 1]
-        if in_place:
-            acc.scatter_add_(2, index, values)
-        else:
-            acc = acc.scatter_add(2, index, values)
+        acc.scatter_add_(2, idx[:, k : k + 1].expand(b, c + 1, n), feats * weight[:, k : k + 1])
     out, den = _normalise(acc, mode, c)
     return out.reshape(b, c, h, w), den.reshape(b, 1, h, w)
 
 
-def _splat_fused(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the ``compiled`` kernel compiles (same maths as :func:`_splat_scatter`)."""
-    return _splat_scatter(input, flow, metric, mode, in_place=False)
+def _splat_band(input, flow, metric, row0, height: int, shift, mode: str) -> torch.Tensor:
+    """What the ``compiled`` kernel compiles: the un-normalised ``[B, C+1, height·W]`` accumulator of a
+    band of source rows (see :func:`_corners`; the whole frame is one band), the same maths as
+    :func:`_splat_scatter` with the four corners' values as one ``[B, C+1, 4N]`` source scattered once
+    into a fresh buffer, which inductor turns into a single loop (each value computed where it is
+    added; no copies of the buffer between corners). On a multi-core CPU a frame is two bands
+    accumulated side by side, then added (:func:`_per_frame`)."""
+    b, c, h, w = input.shape
+    n = h * w
+    idx, weight = _corners(flow, metric, mode, band=(row0, height, shift))
+    feats = torch.cat([input.reshape(b, c, n), torch.ones_like(input[:, :1]).reshape(b, 1, n)], dim=1)
+    src = (feats[:, :, None, :] * weight[:, None]).reshape(b, c + 1, 4 * n)
+    return torch.zeros(b, c + 1, height * w, dtype=input.dtype, device=input.device).scatter_add(2, idx.reshape(b, 1, 4 * n).expand(b, c + 1, 4 * n), src)
+
+
+BAND_MAX_CHANNELS = 8  # up to this many channels (+1 weight plane) a frame is split into row bands
+
+
+def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame by frame, each channel plane its own 1-D ``scatter_add_`` per corner. Returns
+    ``(out [B, C, H, W], holes [B, 1, H, W])``.
+
+    Why it is fast on the CPU: a ``scatter_add_`` of a ``[C+1, N]`` source with the index expanded over
+    channels runs ~10x slower than C+1 one-row scatters with the same index (measured at 480x720),
+    which is most of what the plain 4-corner scatter costs. The four corners share one index: the
+    accumulator is the frame padded by one pixel on every side, so corner k of a source lands at
+    ``base + offset_k`` (a shifted view) and any corner off the image lands in the padding, which is
+    cropped; sources off the padded frame (or skipped) go to a spare bin past the end.
+
+    With torch's threads > 1 the work runs on that many Python threads (torch at one thread meanwhile:
+    a 1-D scatter_add_ is itself parallel, and OpenMP teams started from several Python threads at
+    once fight for the cores): few channels, each thread takes a band of source rows into its own
+    accumulator (the accumulators are then added); many channels, each thread takes some of the planes.
+    """
+    b, c, h, w = input.shape
+    wp = w + 2
+    spare = (h + 2) * wp
+    workers = max(1, torch.get_num_threads()) if h * w >= 4096 else 1
+    bands = workers > 1 and c + 1 <= BAND_MAX_CHANNELS
+    workers = min(workers, h) if bands else min(workers, c + 1)
+    gx = torch.arange(w, dtype=flow.dtype, device=flow.device)
+    gy = torch.arange(h, dtype=flow.dtype, device=flow.device)[:, None]
+    out = torch.empty(b, c, h, w, dtype=input.dtype, device=input.device)
+    holes = torch.empty(b, 1, h, w, dtype=torch.bool, device=input.device)
+
+    def accumulate(i: int, acc, rows: slice, channels) -> None:
+        """Sources in ``rows`` of frame i, planes ``channels``, added into ``acc [C+1, ...]``."""
+        z = None if metric is None else metric[i, 0, rows]
+        base, weights = _plane_corners(flow[i, :, rows], z, mode, gx, gy[rows], h, spare, shifts[i])
+        feats = input[i, :, rows].reshape(c, -1)
+        scratch = torch.empty_like(base, dtype=acc.dtype)
+        for ch in channels:
+            plane = acc[ch]
+            for off, wk in zip((0, 1, wp, wp + 1), weights):
+                plane[off:].scatter_add_(0, base, wk if ch == c else torch.mul(feats[ch], wk, out=scratch))
+
+    def finish(i: int, accs, rows: slice) -> None:
+        """Output rows ``rows`` of frame i from the accumulators (summed), normalised."""
+        r0, r1, _ = rows.indices(h)
+        framed = [acc[:, :spare].view(c + 1, h + 2, wp)[:, 1 + r0 : 1 + r1, 1 : w + 1] for acc in accs]
+        total = framed[0].contiguous()  # (cheap; strided maths is not)
+        for more in framed[1:]:
+            total += more
+        num, den = total[:c], total[c]
+        covered = den > 0
+        torch.logical_not(covered, out=holes[i, 0, rows])
+        if mode == "sum":
+            out[i, :, rows] = num
+        else:
+            out[i, :, rows] = num.div_(torch.where(covered, den, 1.0)).masked_fill_(holes[i, 0, rows], 0.0)
+
+    shifts = [_plane_shift(flow[i], None if metric is None else metric[i, 0], mode) for i in range(b)]
+    accs = _accumulators(workers if bands else 1, (c + 1, spare + wp + 2), input.dtype, input.device)
+    if workers == 1:
+        for i in range(b):
+            accs[0].zero_()
+            accumulate(i, accs[0], slice(None), range(c + 1))
+            finish(i, accs, slice(None))
+        return out, holes
+    cuts = [h * k // workers for k in range(workers + 1)]
+    row_bands = [slice(cuts[k], cuts[k + 1]) for k in range(workers)]
+
+    def band(i: int, k: int) -> None:
+        accs[k].zero_()
+        accumulate(i, accs[k], row_bands[k], range(c + 1))
+
+    def planes(i: int, k: int) -> None:
+        accs[0][k::workers].zero_()
+        accumulate(i, accs[0], slice(None), range(k, c + 1, workers))
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="vid4d-splat") as pool, _one_torch_thread():
+        for i in range(b):
+            for job in [pool.submit(band if bands else planes, i, k) for k in range(workers)]:
+                job.result()
+            for job in [pool.submit(finish, i, accs, rows) for rows in row_bands]:
+                job.result()
+    return out, holes
+
+
+_SCRATCH = threading.local()  # the calling thread's last accumulators of _splat_planes
+SCRATCH_BYTES = 64 << 20  # kept between calls up to this size: fresh buffers cost ~4 ms of page faults a frame at 480x720
+
+
+def _accumulators(count: int, shape: tuple[int, int], dtype, device) -> list[torch.Tensor]:
+    """``count`` uninitialised ``shape`` buffers, the previous call's when they fit (per thread)."""
+    key = (count, shape, dtype, device)
+    if getattr(_SCRATCH, "key", None) == key:
+        return _SCRATCH.buffers
+    buffers = [torch.empty(shape, dtype=dtype, device=device) for _ in range(count)]
+    if count * shape[0] * shape[1] * buffers[0].element_size() <= SCRATCH_BYTES:
+        _SCRATCH.key, _SCRATCH.buffers = key, buffers
+    return buffers
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _plane_shift(flow: torch.Tensor, metric: torch.Tensor | None, mode: str):
+    """For :func:`_splat_planes`: ``(m, masked)`` of one frame (``flow [2, H, W]``, ``metric [H, W]``):
+    the soft mode's shift (:func:`_shift`; None in other modes) and whether any value is non-finite
+    (then the sources are masked one by one)."""
+    if mode not in ("soft", "linear"):
+        return None, False
+    if bool(torch.isfinite(flow.sum() + metric.sum())):  # all finite (sums propagate NaN/inf): no masks
+        return (metric.amax() if mode == "soft" else None), False
+    if mode == "linear":
+        return None, True
+    ok = torch.isfinite(metric) & torch.isfinite(flow).all(0)
+    return _shift(metric.reshape(1, 1, -1), ok.reshape(1, 1, -1)).reshape(()), True
+
+
+def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, gx, gy, height: int, spare: int, shift):
+    """For :func:`_splat_planes`: each source's top-left corner in the padded frame ``base [N]`` (int64;
+    ``spare`` for skipped sources) and the four corners' weights ``[N]`` each (top-left, top-right,
+    bottom-left, bottom-right), from ``flow [2, h, W]`` and ``metric [h, W]``: rows ``gy [h, 1]`` of a
+    frame ``height`` rows high, ``shift`` from :func:`_plane_shift`."""
+    w = flow.shape[2]
+    m, masked = shift
+    # In place wherever a value is not needed again: fewer fresh frame-sized buffers (page faults).
+    x = flow[0] + gx
+    y = flow[1] + gy
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x.sub_(x0), y.sub_(y0)
+    # x0 + 1 in [0, W] and y0 + 1 in [0, H] (the padded frame); False for NaN and ±inf as well.
+    ok = (x0 + (1 - w / 2)).abs_() <= w / 2
+    ok &= (y0 + (1 - height / 2)).abs_() <= height / 2
+    g = None
+    if mode in ("soft", "linear"):
+        if masked:
+            ok &= torch.isfinite(metric)
+        g = torch.exp(metric - m) if mode == "soft" else metric
+    a, bb = 1 - fx, 1 - fy
+    if g is not None:
+        a.mul_(g)
+        fx.mul_(g)
+    corners = (a * bb, fx * bb, a.mul_(fy), fx.mul_(fy))
+    if spare >= (1 << 24):  # flat indices are exact in float32 below 2^24 only
+        x0, y0 = x0.double(), y0.double()
+    flat = y0.add_(1).mul_(w + 2).add_(x0).add_(1)
+    base = torch.where(ok, flat, float(spare)).long().reshape(-1)
+    return base, [v.reshape(-1) for v in corners]
 
 
 def _splat_sparse(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,41 +481,117 @@ def _compile_allowed(compile) -> bool:
     return os.environ.get(COMPILE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device) -> str:
+def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device, pixels: int | None = None) -> str:
     if grad or dtype == torch.float64:
         return "scatter"  # the only path with autograd (and the float64 reference)
     if kernel != "auto":
         return kernel
-    # Measured with tests/bench/bench_splat.py on a quiet 2-core CPU: at C=64 sparse 1.5-2.0x the plain
-    # scatter, compiled ~0.95x; at C=3 compiled 2.2-2.4x, sparse 0.3x.
-    if channels >= SPARSE_MIN_CHANNELS and device.type == "cpu":
-        return "sparse"
-    if _compile_allowed(compile) and compile_status(device) != "failed":
+    # Measured with tests/bench/bench_splat.py on the 2-core CPU (ratios to the plain scatter, same
+    # run): planes ~1.5-1.8x at C=3 batch 1, ~2.1-2.4x at batch 4, ~1.7-2x at C=64, ahead of sparse
+    # (~1-1.4x at C=64) and of the compiled kernel (0.5-0.9x: inductor's CPU code for this scatter is
+    # no faster than eager's), and it needs no compiler. On a GPU the compiled kernel (small frames eager).
+    if device.type == "cpu":
+        return "planes"
+    if (pixels is None or pixels >= COMPILE_MIN_PIXELS) and _compile_allowed(compile) and compile_status(device) != "failed":
         return "compiled"
     return "scatter"
 
 
-def _run_kernel(choice: str, x, fl, z, mode: str, compile) -> tuple[torch.Tensor, torch.Tensor]:
-    if choice == "sparse":
-        return _splat_sparse(x, fl, z, mode)
-    if choice == "compiled" and _compile_allowed(compile) and compile_status(x.device) != "failed":
-        out = _compiled_call(x, fl, z, mode, compile)
-        if out is not None:
-            return out
-    return _splat_scatter(x, fl, z, mode)
+def _per_frame(choice: str, x, fl, z, mode: str, compile) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel run frame by frame (``[1, C, H, W]`` calls: one compiled graph per frame size whatever
+    the batch, temporaries of one frame), the work spread over torch's thread count of Python threads
+    with torch at one thread meanwhile (the compiled kernel is single-threaded and releases the GIL;
+    see :data:`_COMPILE_OPTIONS`). Compiled on a multi-core CPU, each frame is two bands of source rows
+    accumulated side by side and then added, so one frame uses two cores too. Returns
+    ``(out [B, C, H, W], holes [B, 1, H, W])``, or None when the compile fails at the first frame."""
+    b, c, h, w = x.shape
+    out = torch.empty_like(x)
+    holes = torch.empty(b, 1, h, w, dtype=torch.bool, device=x.device)
+    workers = torch.get_num_threads() if x.device.type == "cpu" else 1
+    compiled = choice == "compiled"
+    half = (h + 1) // 2 if workers >= 2 and h >= 2 else h
+    bands = [(0, half), (half, h)] if half < h else [(0, h)]
+
+    def frame(i: int) -> None:  # sparse, or eager after a failed compile
+        zi = None if z is None else z[i : i + 1]
+        o, d = _splat_sparse(x[i : i + 1], fl[i : i + 1], zi, mode) if choice == "sparse" else _splat_scatter(x[i : i + 1], fl[i : i + 1], zi, mode)
+        out[i] = o[0]
+        holes[i] = d[0] <= 0
+
+    def band(i: int, r0: int, r1: int):
+        zi = None if z is None else z[i : i + 1, :, r0:r1]
+        shift = _frame_shift(fl[i], z[i]) if mode == "soft" else torch.zeros(1, 1, 1, dtype=x.dtype, device=x.device)
+        row0 = torch.tensor([float(r0)], dtype=x.dtype, device=x.device)
+        return _compiled_call(_splat_band, (x[i : i + 1, :, r0:r1], fl[i : i + 1, :, r0:r1], zi, row0, h, shift, mode), compile)
+
+    def finish(i: int, accs) -> None:
+        if any(acc is None for acc in accs):  # the compile failed meanwhile
+            return frame(i)
+        acc = accs[0] if len(accs) == 1 else accs[0].add_(accs[1])
+        o, d = _normalise(acc, mode, c)
+        out[i] = o.view(c, h, w)
+        holes[i] = d.view(1, h, w) <= 0
+
+    # The first frame in this thread: compiles (every band shape) before any concurrent call.
+    if compiled:
+        first = []
+        for r0, r1 in bands:
+            first.append(band(0, r0, r1))
+            if first[-1] is None:
+                return None  # no compiler: the caller runs the eager scatter
+        finish(0, first)
+    else:
+        frame(0)
+    if b == 1:
+        return out, holes
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="vid4d-splat") as pool:
+            if compiled:
+                pending = [(i, [pool.submit(band, i, r0, r1) for r0, r1 in bands]) for i in range(1, b)]
+                for i, futures in pending:
+                    finish(i, [f.result() for f in futures])
+            else:
+                for future in [pool.submit(frame, i) for i in range(1, b)]:
+                    future.result()
+    finally:
+        torch.set_num_threads(threads)
+    return out, holes
 
 
-def _compiled_call(x, fl, z, mode: str, compile):
-    kind = x.device.type
+def _frame_shift(flow: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
+    """``[1, 1, 1]``: :func:`_shift` of one frame (``flow [2, H, W]``, ``metric [1, H, W]``)."""
+    z = metric.reshape(1, 1, -1)
+    ok = (torch.isfinite(flow).all(0).reshape(1, 1, -1)) & torch.isfinite(z)
+    return _shift(z, ok)
+
+
+# Inductor options of the compiled kernel on the CPU. Single-threaded code ("cpp.threads": 1) lets the
+# scatter be a plain `+=` loop: with more threads inductor emits a compare-and-swap atomic add per value
+# (measured 0.7x the eager scatter), and by default it calls ATen's scatter_reduce instead
+# ("cpp.fallback_scatter_reduce_sum"), with a copy of the buffer per corner (what made batch 4 slower
+# than batch 1 before: 4 copies of a 22 MB buffer, out of cache). The C++ wrapper ("cpp_wrapper")
+# releases the GIL, so frames run side by side from Python threads (see _per_frame).
+_COMPILE_OPTIONS = {"cpp.threads": 1, "cpp.fallback_scatter_reduce_sum": False, "cpp_wrapper": True}
+
+
+def _compiled_call(kernel, args, compile):
+    """``kernel(*args)`` compiled (once per process and device type), or None where that fails."""
+    kind = args[0].device.type
+    if _COMPILE_STATE.get(kind) == "failed":
+        return None
     with _COMPILE_LOCK:
         fn = _COMPILED.get(kind)
         if fn is None:
             try:
-                fn = _COMPILED[kind] = torch.compile(_splat_fused, dynamic=None)
+                # dynamic=False: a graph per band size (all calls are single frames or bands), never the
+                # slower shape-generic code that automatic dynamic shapes switch to at the second size.
+                fn = _COMPILED[kind] = torch.compile(kernel, dynamic=False, options=_COMPILE_OPTIONS if kind == "cpu" else None)
             except Exception as err:  # noqa: BLE001 - no compiler on this platform
                 return _compile_failed(kind, err, compile)
     try:
-        out = fn(x, fl, z, mode)
+        out = fn(*args)
     except Exception as err:  # noqa: BLE001 - compile errors surface at the first call
         if _COMPILE_STATE.get(kind) == "compiled":
             raise  # it compiled before: a real error, not a compiler problem

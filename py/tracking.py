@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
+import threading
+import types
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +15,7 @@ import torch.nn.functional as F
 from .camera import intrinsics_from_fov, pixel_grid, unproject_pixels
 from .checks import TensorData, check_finite, check_finite_number, check_positive_int, check_range, check_tensor
 from .depth import DepthVideo
-from .flow import check_dis_size, check_preset, cv2_threads, dis_flow_grey, fb_check, grey_u8, sample_chw
+from .flow import check_dis_size, check_preset, cv2_threads, dis_flow_grey, fb_check, finest_scale, grey_u8, sample_chw
 
 
 @dataclass
@@ -138,12 +142,16 @@ def track_2d(
     ref_frame = _check_ref(ref_frame, num)
     uv = torch.empty(num, height, width, 2)
     vis = torch.empty(num, height, width, dtype=torch.bool)
-    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps:
+    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps, _Pipeline() as copies:
         for done, (t, _, pos, seen) in enumerate(steps, start=1):
-            uv[t], vis[t] = pos, seen
+            copies.submit(_store, uv, vis, t, pos, seen)  # the strided copy off the chain's thread
             if progress is not None:
                 progress(done)
     return uv, vis
+
+
+def _store(uv: torch.Tensor, vis: torch.Tensor, t: int, pos: torch.Tensor, seen: torch.Tensor) -> None:
+    uv[t], vis[t] = pos, seen
 
 
 def track_dense(
@@ -166,8 +174,8 @@ def track_dense(
         ``"flow_chain"`` (no weights): DIS optical flow between consecutive frames, composed outward
         from the reference (forward in time, then backward when ``ref_frame > 0``) by bilinear sampling
         of each pair's flow at every track's sub-pixel position. A track stays visible while the
-        forward-backward test (Sundaram et al., α 0.01, β 0.5 px²) passes between consecutive frames
-        and it is inside the image; a hidden track coasts from its last anchoring at the mean motion
+        forward-backward test (Sundaram et al., α 0.01, β 0.5 px², 1.5 px² against the coarser
+        backward flow of ``"medium"``) passes between consecutive frames and it is inside the image; a hidden track coasts from its last anchoring at the mean motion
         between its last two anchorings (its last per-frame motions are often already the occluder's,
         the flow being smooth across the edge).
 
@@ -198,9 +206,12 @@ def track_dense(
     samples in the centred window of w frames (rounded up to odd). Without depth every depth is 1.0
     (a fronto-parallel plane one unit away): the 2D tracks are unaffected.
 
-    Cost: frames are streamed pairwise, so memory is the output plus O(H W) whatever T. While it runs,
-    torch and OpenCV are set to one thread each and two DIS flows run side by side from Python
-    threads (restored afterwards; see ``_dis_threads``).
+    Cost: frames are streamed pairwise, so memory is the output plus O(H W) whatever T. With
+    ``preset="medium"`` the forward flows run at medium and the backward (consistency) flows at fast
+    (``_PASSES``): 1.25 medium flows per frame. While it runs, torch and OpenCV are set to one
+    thread each; DIS flows run side by side from Python threads, the consecutive pairs (and the grey
+    frames they need) a few frames ahead of the chain (restored afterwards; see ``_dis_threads``),
+    and the output copies and depth sampling of each frame on a thread of their own behind it.
 
     Args:
         frames: ``[T, H, W, 3]`` float RGB in 0..1, T ≥ 2 (a list of equal-size frames is stacked).
@@ -245,18 +256,25 @@ def track_dense(
     vis = torch.empty(num, height, width, dtype=torch.bool)
     z = torch.ones(num, height, width)
     carriers: dict[int, _DepthCarrier] = {}
-    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps:
+
+    def store(t: int, prev, pos: torch.Tensor, seen: torch.Tensor) -> None:
+        uv[t], vis[t] = pos, seen
+        if depth_maps is None:
+            return
+        if prev is None:
+            z[t] = _reference_depth(depth_maps[t], None if depth_valid is None else depth_valid[t])
+            return
+        direction = 1 if t > ref_frame else -1
+        if direction not in carriers:
+            carriers[direction] = _DepthCarrier(z[ref_frame])
+        z[t], vis[t] = carriers[direction].step(depth_maps[t], None if depth_valid is None else depth_valid[t], pos, seen)
+
+    # The output copies and the depth of frame t do not feed the chain, so they run on a thread of
+    # their own (in frame order) while the chain moves on: the cores are otherwise idle while the
+    # chain waits for a flow.
+    with contextlib.closing(_iter_tracks(frames, ref_frame, preset, reanchor_every, refiner)) as steps, _Pipeline() as jobs:
         for done, (t, prev, pos, seen) in enumerate(steps, start=1):
-            uv[t], vis[t] = pos, seen
-            if depth_maps is not None:
-                valid_t = None if depth_valid is None else depth_valid[t]
-                if prev is None:
-                    z[t] = _reference_depth(depth_maps[t], valid_t)
-                else:
-                    direction = 1 if t > ref_frame else -1
-                    if direction not in carriers:
-                        carriers[direction] = _DepthCarrier(z[ref_frame])
-                    z[t], vis[t] = carriers[direction].step(depth_maps[t], valid_t, pos, seen)
+            jobs.submit(store, t, prev, pos, seen)
             if progress is not None:
                 progress(done)
     if depth_maps is not None and depth_smoothing > 1:
@@ -319,37 +337,74 @@ def _iter_tracks(frames: torch.Tensor, ref: int, preset: str, reanchor_every: in
     """Yield ``(t, prev, uv [H, W, 2], vis [H, W] bool)`` for every frame: ``ref`` first (prev None),
     then ref+1 .. T-1, then ref-1 .. 0 (prev = the frame processed before t in its direction).
 
-    Memory is O(H W) whatever T: frames are converted to grey as the chain reaches them, and only
-    the current and the next pair of flows exist at any time. Use it under ``contextlib.closing`` so
-    an early exit (a cancelled progress callback) restores the thread settings at once.
+    Memory is O(H W) whatever T: frames are converted to grey as the chain reaches them, and only the
+    flows of the next ``_LOOKAHEAD`` frames exist at any time. Use it under ``contextlib.closing`` so an
+    early exit (a cancelled progress callback) restores the thread settings at once.
     """
     check_preset(preset)
     reanchor_every = check_positive_int("reanchor_every", reanchor_every, minimum=0)
     num, height, width = frames.shape[:3]
     grid = pixel_grid(height, width).permute(2, 0, 1).contiguous()
     yield ref, None, grid.permute(1, 2, 0), torch.ones(height, width, dtype=torch.bool)
-    with _dis_threads() as pool:
+    steps = [(prev, t) for order in (range(ref + 1, num), range(ref - 1, -1, -1)) for prev, t in zip([ref, *order], order)]
+    passes = _schedule(preset, height, width)
+    with _dis_threads() as pools:
         frame_ref = frames[ref].float().permute(2, 0, 1).contiguous()
-        grey_ref = grey_u8(frames[ref])
-        for order in (list(range(ref + 1, num)), list(range(ref - 1, -1, -1))):
-            chain = _Chain(grid, frame_ref, grey_ref, preset, reanchor_every, pool)
-            prev = ref
-            grey_next = grey_u8(frames[order[0]]) if order else None
-            pending = _submit_pair(pool, grey_ref, grey_next, preset) if order else None
-            for i, t in enumerate(order):
-                grey_t, flows = grey_next, pending
-                # The next pair's flows do not depend on the tracks: start them now so DIS runs while
-                # this frame's sampling, re-anchoring and refinement do.
-                if i + 1 < len(order):
-                    grey_next = grey_u8(frames[order[i + 1]])
-                    pending = _submit_pair(pool, grey_t, grey_next, preset)
-                f, b = (_planar(x.result()) for x in flows)
-                pos, vis = chain.step(frames[t].float().permute(2, 0, 1), grey_t, f, b, abs(t - ref))
-                if refiner is not None:
-                    with _torch_threads(pool.torch_threads):  # a CPU refiner gets the CPU back
-                        pos, vis = _refine(refiner, frame_ref, frames[t], pos - grid, vis, grid)
-                yield t, prev, pos.permute(1, 2, 0), vis
-                prev = t
+        greys = _Greys(frames)
+        grey_ref = greys.get(ref)
+        pending = collections.deque()
+
+        def submit(i: int) -> None:
+            # The pair flows do not depend on the tracks: they run ahead (on their own threads, which
+            # also make the grey frames) while this frame's sampling, re-anchoring and refinement happen.
+            prev, t = steps[i]
+            pending.append(_submit_pair(pools.pairs, greys, prev, t, passes))
+
+        chain = None
+        for i, (prev, t) in enumerate(steps):
+            while len(pending) < _LOOKAHEAD and i + len(pending) < len(steps):
+                submit(i + len(pending))
+            if prev == ref:  # a new direction
+                chain = _Chain(grid, frame_ref, grey_ref, passes, reanchor_every, pools)
+            f, b = (_planar(x.result()) for x in pending.popleft())
+            pos, vis = chain.step(frames[t], greys.get(t), f, b, abs(t - ref))
+            if prev != ref:
+                greys.drop(prev)  # its pair flows are done
+            if refiner is not None:
+                with _torch_threads(pools.torch_threads):  # a CPU refiner gets the CPU back
+                    pos, vis = _refine(refiner, frame_ref, frames[t], pos - grid, vis, grid)
+            yield t, prev, pos.permute(1, 2, 0), vis
+
+
+class _Pipeline:
+    """One worker thread running jobs in submission order, at most ``limit`` queued (so what they hold
+    stays bounded); leaving the context waits for them and re-raises the first error (on an error
+    inside the context the jobs not started are dropped)."""
+
+    limit = 4
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool, self.futures = ThreadPoolExecutor(1, thread_name_prefix="vid4d-track"), []
+        return self
+
+    def submit(self, fn, *args) -> None:
+        running = []
+        for future in self.futures:
+            if not future.done():
+                running.append(future)
+            elif future.exception() is not None:
+                future.result()  # a job failed: stop now
+        while len(running) >= self.limit:
+            running.pop(0).result()
+        self.futures = [*running, self.pool.submit(fn, *args)]
+
+    def __exit__(self, kind, *exc):
+        self.pool.shutdown(wait=True, cancel_futures=kind is not None)
+        if kind is None:
+            for future in self.futures:
+                future.result()
 
 
 def _planar(flow) -> torch.Tensor:
@@ -357,9 +412,77 @@ def _planar(flow) -> torch.Tensor:
     return torch.from_numpy(flow).permute(2, 0, 1)
 
 
-def _submit_pair(pool, src, dst, preset: str, init_fwd=None, init_bwd=None):
+@dataclass(frozen=True)
+class _Schedule:
+    """The DIS preset of each flow the chained tracker computes, and the slack of its pairwise test.
+
+    The forward flows (consecutive, and the direct ref → t one that re-anchors) carry the tracks, so
+    their accuracy is the tracks'; the backward flows only test them for consistency and may be
+    coarser, the pairwise test then allowing for their larger error.
+    """
+
+    pair_forward: str
+    pair_backward: str
+    direct_forward: str
+    direct_backward: str
+    pair_beta: float = _FB_BETA
+
+
+# "medium" at 720x480 (2-core CPU, one thread per flow): a medium flow costs ~27 ms, a fast one ~8 ms.
+# Backward flows at "fast" took the tracker from 2.5 to 1.25 medium flows per frame; on the sample
+# scene at 720x480x24 against its exact tracks: median error at frame 23 0.197 px either way
+# (homography sequence: 0.127 px either way), visibility accuracy 0.9508 / occluded recall 0.988
+# with all four at medium; with the fast backward flows 0.9417 / 0.992 at the pairwise slack 0.5 px²,
+# 0.9488 / 0.987 at 1.5 px² (kept), 0.9497 / 0.986 at 2 px². Below ~500 px both presets work at the
+# same finest scale and are the same flow.
+_PASSES = {
+    "medium": _Schedule("medium", "fast", "medium", "fast", pair_beta=1.5),
+    "fast": _Schedule("fast", "fast", "fast", "fast"),
+    "ultrafast": _Schedule("ultrafast", "ultrafast", "ultrafast", "ultrafast"),
+}
+
+
+def _schedule(preset: str, height: int, width: int) -> _Schedule:
+    """The schedule of ``preset`` at this image size: where its backward preset works at the same
+    finest scale as the forward one (small images) they are the same flow, so the pairwise test keeps
+    its usual slack."""
+    passes = _PASSES[preset]
+    if finest_scale(passes.pair_backward, height, width) == finest_scale(passes.pair_forward, height, width):
+        return dataclasses.replace(passes, pair_beta=_FB_BETA)
+    return passes
+
+
+_LOOKAHEAD = 6  # frames whose pair flows are computed ahead of the chain (keep the cores busy while it waits for a re-anchoring flow)
+
+
+def _submit_pair(pool, greys, src: int, dst: int, passes):
     """Futures of the forward (src → dst) and backward (dst → src) DIS flows, running concurrently."""
-    return pool.submit(dis_flow_grey, src, dst, preset, init_fwd), pool.submit(dis_flow_grey, dst, src, preset, init_bwd)
+    return (
+        pool.submit(lambda: dis_flow_grey(greys.get(src), greys.get(dst), passes.pair_forward)),
+        pool.submit(lambda: dis_flow_grey(greys.get(dst), greys.get(src), passes.pair_backward)),
+    )
+
+
+class _Greys:
+    """The frames' uint8 greys (what DIS takes), each made once by whichever thread asks first."""
+
+    def __init__(self, frames: torch.Tensor):
+        self.frames, self.done, self.lock, self.locks = frames, {}, threading.Lock(), {}
+
+    def get(self, index: int):
+        grey = self.done.get(index)
+        if grey is not None:
+            return grey
+        with self.lock:
+            lock = self.locks.setdefault(index, threading.Lock())
+        with lock:
+            if index not in self.done:
+                self.done[index] = grey_u8(self.frames[index])
+            return self.done[index]
+
+    def drop(self, index: int) -> None:
+        self.done.pop(index, None)
+        self.locks.pop(index, None)
 
 
 @contextlib.contextmanager
@@ -374,26 +497,37 @@ def _torch_threads(count: int):
 
 @contextlib.contextmanager
 def _dis_threads():
-    """A 2-worker pool for DIS with OpenCV and torch at one thread each while it lives (restored after).
+    """Thread pools for DIS with OpenCV and torch at one thread each while they live (restored after).
 
     Measured on this project's 2-core CPU: one DIS call takes the same time with OpenCV at 1 or 2
     threads, while two calls side by side from Python threads take ~0.6x the time of two in a row; so
-    the forward and backward flows of a pair run concurrently (and the next pair while the current one
-    is used). torch stays at one thread meanwhile: its OpenMP workers spin-wait between operations
-    and starved the DIS threads (a 480x720 clip ran up to 4x slower with torch at 2 threads).
+    the forward and backward flows of a pair run concurrently, and pairs run ahead of the chain. The
+    direct (re-anchoring) flows get a pool of their own: the chain waits for them, so they must not
+    queue behind the pairs computed ahead (which keep the cores busy meanwhile). torch stays at one
+    thread: its OpenMP workers spin-wait between operations and starved the DIS threads (a 480x720
+    clip ran up to 4x slower with torch at 2 threads).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     torch_threads = torch.get_num_threads()
-    with _torch_threads(1), cv2_threads(1), ThreadPoolExecutor(2 if torch_threads >= 2 else 1, thread_name_prefix="vid4d-dis") as pool:
-        pool.torch_threads = torch_threads
-        yield pool
+    workers = 2 if torch_threads >= 2 else 1
+    with (
+        _torch_threads(1),
+        cv2_threads(1),
+        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-dis") as pairs,
+        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-direct") as direct,
+    ):
+        yield types.SimpleNamespace(pairs=pairs, direct=direct, torch_threads=torch_threads)
 
 
 def _inside(xy: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """``[H, W]`` bool: planar positions ``[2, H, W]`` inside the image (see :func:`.flow.inside`)."""
     x, y = xy[0], xy[1]
-    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    out = x >= 0  # and-ed in place: no temporary per comparison pair
+    out &= x <= width - 1
+    out &= y >= 0
+    out &= y <= height - 1
+    return out
 
 
 def _at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -404,9 +538,9 @@ def _at(field: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
 class _Chain:
     """State of one direction of the chained tracker: every reference pixel's position in the last frame."""
 
-    def __init__(self, grid: torch.Tensor, frame_ref: torch.Tensor, grey_ref, preset: str, reanchor_every: int, pool):
+    def __init__(self, grid: torch.Tensor, frame_ref: torch.Tensor, grey_ref, passes, reanchor_every: int, pools):
         self.grid, self.frame_ref, self.grey_ref = grid, frame_ref, grey_ref
-        self.preset, self.every, self.pool = preset, reanchor_every, pool
+        self.passes, self.every, self.pool = passes, reanchor_every, pools.direct
         self.height, self.width = grid.shape[1:]
         self.pos = grid.clone()  # [2, H, W] position in the last frame
         self.vis = torch.ones(self.height, self.width, dtype=torch.bool)
@@ -415,11 +549,11 @@ class _Chain:
         self.anchor_vel: torch.Tensor | None = None  # mean per-frame motion between the last two anchorings
 
     def step(self, frame_t: torch.Tensor, grey_t, f: torch.Tensor, b: torch.Tensor, distance: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Advance to frame t (``[3, H, W]``, its grey, ``distance`` frames from the reference) given the
+        """Advance to frame t (``[H, W, 3]``, its grey, ``distance`` frames from the reference) given the
         flows ``f`` (previous → t) and ``b`` (t → previous), ``[2, H, W]``: positions and visibility."""
         f_p = _at(f, self.pos)  # each track's motion, read at its sub-pixel position
         moved = self.pos + f_p
-        ok = fb_check(f_p, _at(b, moved), _FB_ALPHA, _FB_BETA, dim=0) & self.vis
+        ok = fb_check(f_p, _at(b, moved), _FB_ALPHA, self.passes.pair_beta, dim=0) & self.vis
         if self.anchor_vel is None:
             self.anchor_vel = f_p
         self.since += 1
@@ -439,13 +573,14 @@ class _Chain:
 
     def _reanchor(self, frame_t: torch.Tensor, grey_t) -> None:
         """Check the chained tracks against the direct ref → t flow: correct, recover, or declare occluded."""
+        frame_t = frame_t.float().permute(2, 0, 1).contiguous()
         disp = self.pos - self.grid
         # Long-range DIS needs a seed (from zero it fails beyond ~20 px of motion; DIS tries the seed
         # as a candidate for every patch at every scale): the chained displacement for the forward
         # flow, its inverse for the backward one.
-        fwd = self.pool.submit(dis_flow_grey, self.grey_ref, grey_t, self.preset, disp.permute(1, 2, 0).numpy())
+        fwd = self.pool.submit(dis_flow_grey, self.grey_ref, grey_t, self.passes.direct_forward, disp.permute(1, 2, 0).numpy())
         seed_back = _invert(disp, self.pos, self.vis, self.grid).permute(1, 2, 0).numpy()
-        bwd = self.pool.submit(dis_flow_grey, grey_t, self.grey_ref, self.preset, seed_back)
+        bwd = self.pool.submit(dis_flow_grey, grey_t, self.grey_ref, self.passes.direct_backward, seed_back)
         direct, back = _planar(fwd.result()), _planar(bwd.result())
         # How far a direct match may be from where the chain put the track: chaining drifts slowly; a
         # coasting (hidden) track may be off by a fraction of its motion, which scales with the image.
@@ -457,7 +592,9 @@ class _Chain:
         # flows are filled in smoothly from the surroundings and can agree with each other.
         target = self.grid + direct
         ok = fb_check(direct, _at(back, target), _FB_ALPHA, _FB_BETA, dim=0) & _inside(target, self.width, self.height)
-        ok &= self.vis | (_photometric_error(self.frame_ref, frame_t, target) <= _RECOVER_PHOTO)
+        recovering = ok & ~self.vis
+        if bool(recovering.any()):
+            ok &= self.vis | (_photometric_error(self.frame_ref, frame_t, target, recovering) <= _RECOVER_PHOTO)
         accept = ok & ((target - self.pos).square().sum(0) <= gate.square())
 
         # Ownership: the pixel of frame t a visible track sits on, matched consistently back to a
@@ -465,12 +602,19 @@ class _Chain:
         # that a smooth flow dragged along with an occluder (forward and backward flows then agree
         # with each other, so the pairwise test cannot see it). So does a colour that no longer
         # matches the reference pixel's (a looser threshold: lighting may change over a long range).
+        # Only the tracks the direct flow did not confirm are tested (the tests are per track, so
+        # evaluating them at those positions alone gives the same answer for a fraction of the work).
         held = self.vis & ~accept & _inside(self.pos, self.width, self.height)
-        back_q = _at(back, self.pos)
-        owner = self.pos + back_q
-        claimed = fb_check(back_q, _at(direct, owner), _FB_ALPHA, _FB_BETA, dim=0) & ((owner - self.grid).square().sum(0) > gate.square())
-        stray = _photometric_error(self.frame_ref, frame_t, self.pos) > _VISIBLE_PHOTO
-        lost = held & (claimed | stray)
+        lost = torch.zeros_like(held)
+        if bool(held.any()):
+            pick = held.reshape(-1).nonzero().squeeze(1)
+            pos = self.pos.reshape(2, -1)[:, pick]
+            back_q = sample_chw(back, pos[0], pos[1])
+            owner = pos + back_q
+            far = (owner - self.grid.reshape(2, -1)[:, pick]).square().sum(0) > gate.reshape(-1)[pick].square()
+            claimed = fb_check(back_q, sample_chw(direct, owner[0], owner[1]), _FB_ALPHA, _FB_BETA, dim=0) & far
+            stray = _photometric_error(self.frame_ref, frame_t, self.pos, held).reshape(-1)[pick] > _VISIBLE_PHOTO
+            lost.view(-1)[pick] = claimed | stray
 
         since = self.since.clamp_min(1)
         self.pos = torch.where(accept, target, torch.where(lost, self._coast(), self.pos))
@@ -480,11 +624,56 @@ class _Chain:
         self.since = torch.where(accept, torch.zeros_like(self.since), self.since)
 
 
-def _photometric_error(frame_ref: torch.Tensor, frame_t: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+def _photometric_error(frame_ref: torch.Tensor, frame_t: torch.Tensor, xy: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
     """``[H, W]`` mean absolute colour difference (0..1), averaged over 3x3, between the reference
-    frame ``[3, H, W]`` and frame t ``[3, H, W]`` sampled at the planar positions ``xy``."""
-    diff = (frame_ref - _at(frame_t, xy)).abs().mean(0)
-    return F.avg_pool2d(diff[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
+    frame ``[3, H, W]`` and frame t ``[3, H, W]`` sampled at the planar positions ``xy``.
+
+    With ``where`` (``[H, W]`` bool) the result is computed (exactly) only there: frame t is sampled at
+    those positions and their 3x3 neighbours' alone; elsewhere it is 0.
+    """
+    height, width = xy.shape[1:]
+    if where is None:
+        diff = (frame_ref - _at(frame_t, xy)).abs().mean(0)
+    else:
+        band = _dilate3(where).reshape(-1).nonzero().squeeze(1)
+        at = xy.reshape(2, -1)[:, band]
+        diff = torch.zeros(height * width)
+        diff[band] = (frame_ref.reshape(3, -1)[:, band] - sample_chw(frame_t, at[0], at[1])).abs().mean(0)
+        diff = diff.view(height, width)
+    return _mean3(diff)
+
+
+def _dilate3(mask: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` bool: the mask grown by one pixel in all 8 directions."""
+    rows = mask.clone()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.clone()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def _mean3(x: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` mean over each pixel's 3x3 neighbourhood inside the image (avg_pool2d with
+    ``count_include_pad=False``, which is ~5x slower at this size): the nine neighbours summed in
+    row-major order, divided by their count."""
+    height, width = x.shape
+    p = F.pad(x[None], (1, 1, 1, 1))[0]
+    total = p[:height, :width].clone()
+    for dy in range(3):
+        for dx in range(3):
+            if dy or dx:
+                total += p[dy : dy + height, dx : dx + width]
+    rows = torch.full((height, 1), 3.0)
+    rows[0] = rows[-1] = 2.0
+    cols = torch.full((1, width), 3.0)
+    cols[:, 0] = cols[:, -1] = 2.0
+    if height == 1:
+        rows.fill_(1.0)
+    if width == 1:
+        cols.fill_(1.0)
+    return total / (rows * cols)
 
 
 def _invert(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torch.Tensor, iterations: int = 3) -> torch.Tensor:
@@ -495,17 +684,28 @@ def _invert(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torc
     take the local fixed point b(q) = -d(q + b(q)) instead.
     """
     height, width = grid.shape[1:]
-    back = -disp
-    for _ in range(iterations):
-        back = -_at(disp, grid + back)
-    landed = vis & _inside(pos, width, height)
-    x = pos[0][landed].round().long()
-    y = pos[1][landed].round().long()
-    index = y * width + x
-    count = torch.zeros(height * width).index_add_(0, index, torch.ones(index.shape[0]))
-    splat = torch.stack([torch.zeros(height * width).index_add_(0, index, -disp[c][landed]) for c in range(2)])
-    splat = (splat / count.clamp_min(1)).reshape(2, height, width)
-    return torch.where((count > 0).reshape(height, width), splat, back)
+    n = height * width
+    landed = (vis & _inside(pos, width, height)).reshape(-1)
+    # Every pixel scattered (those that did not land into a spare bin n): no boolean selections, which
+    # cost more than the scatter itself at this size.
+    x = pos[0].round().clamp(0, width - 1).long()
+    y = pos[1].round().clamp(0, height - 1).long()
+    index = torch.where(landed, (y * width + x).reshape(-1), n)
+    sums = torch.zeros(3, n + 1)
+    sums[0].scatter_add_(0, index, torch.ones(n))
+    sums[1].scatter_add_(0, index, disp[0].reshape(-1))
+    sums[2].scatter_add_(0, index, disp[1].reshape(-1))
+    count = sums[0, :n]
+    out = -sums[1:, :n] / count.clamp_min(1)
+    # The fixed point is per pixel, so it is iterated only where no track landed.
+    miss = (count == 0).nonzero().squeeze(1)
+    if miss.numel():
+        gx, gy = grid[0].reshape(-1)[miss], grid[1].reshape(-1)[miss]
+        back = -disp.reshape(2, -1)[:, miss]
+        for _ in range(iterations):
+            back = -sample_chw(disp, gx + back[0], gy + back[1])
+        out[:, miss] = back
+    return out.reshape(2, height, width)
 
 
 def _refine(refiner, frame_ref: torch.Tensor, frame_t: torch.Tensor, flow: torch.Tensor, vis: torch.Tensor, grid: torch.Tensor):
@@ -570,9 +770,11 @@ def _surface_depth(depth, x, y, predicted, valid, rtol: float = _SURFACE_RTOL):
     smooth_block = ((low > 0) & (high <= (1 + rtol) * low)).reshape(-1)
     out = sample_chw(known_depth[None], x, y)[0]
     ok = torch.ones_like(out, dtype=torch.bool)
-    edge = ~smooth_block[cell]
-    if bool(edge.any()):
-        ex, ey, ec, ep = x[edge], y[edge], cell[edge], predicted[edge]
+    # The few points in edge blocks (well under 1 %) by index: one nonzero, then gathers and scatters
+    # of those alone (boolean masks would each scan the whole frame again).
+    edge = (~smooth_block[cell]).reshape(-1).nonzero().squeeze(1)
+    if edge.numel():
+        ex, ey, ec, ep = (v.reshape(-1)[edge] for v in (x, y, cell, predicted))
         fx, fy = ex - ex.floor(), ey - ey.floor()
         right = (ex.floor() < width - 1).long()
         down = (ey.floor() < height - 1).long() * width
@@ -589,8 +791,8 @@ def _surface_depth(depth, x, y, predicted, valid, rtol: float = _SURFACE_RTOL):
         # surface's nearest pixel alone.
         value = torch.where(total > 1e-6, (weight * d).sum(-1) / total.clamp_min(1e-12), anchor)
         found = known.any(-1)
-        out[edge] = torch.where(found, value, ep)
-        ok[edge] = found
+        out.view(-1)[edge] = torch.where(found, value, ep)
+        ok.view(-1)[edge] = found
     return out, ok
 
 

@@ -1,162 +1,106 @@
-"""Speed, memory and accuracy of dense tracking (flow_chain) at 480x720.
+"""Speed, memory and accuracy of dense tracking (flow_chain) at 480x720, each speed next to its baseline
+measured in the same run.
 
-    python tests/bench/bench_tracking.py [--frames 16 48 --width 720 --height 480 --preset medium]
+    python tests/bench/bench_tracking.py [--frames 33 --width 720 --height 480 --preset medium --repeats 3]
                                          [--skip-accuracy] [--skip-memory]
 
 Prints:
-- DIS alone per preset: one call, and a forward+backward pair run side by side (as the tracker does);
-- end-to-end frames/s of track_2d and track_dense (forward-backward checks, re-anchoring every 4
-  frames and, for track_dense, depth sampling included) on the sample scene for each T, wall and
-  process CPU time (CPU/wall near 1 means only one core was free);
-- peak memory above the input while tracking, per T, next to the size of the output itself (the
-  rest must not grow with T): live malloc heap (glibc mallinfo2) polled every millisecond;
-- the accuracy numbers the tests check (synthetic drift sequence, sliding square, sample scene)
-  plus the sample scene at the benchmark size against its exact tracks.
-
-Timings on a shared machine are noisy; the script reports the best of ``--repeats`` runs.
+- speed (runs alternated, ``--repeats`` each, best and median, load average during the runs):
+  * the baseline "DIS alone": one flow per frame at the preset, consecutive pairs, two at a time side by
+    side (OpenCV at one thread each): the throughput of the one flow a tracker needs per frame;
+  * ``track_2d`` and ``track_dense`` (depth sampling included) on the sample scene, and ``track_2d`` with
+    every flow at the preset (the schedule before issue 16, same pipeline), as ratios to DIS alone;
+- peak memory above the input while tracking, for two clip lengths: the working memory must not grow
+  with T (live malloc heap, glibc mallinfo2, polled every millisecond);
+- accuracy at the benchmark size against exact ground truth, with the preset's schedule and with every
+  flow at the preset: a smooth 24-frame homography sequence (median error at frames 8 and 23) and the
+  sample scene (median error, visibility accuracy, occluded recall, 3D error), plus the scenarios of
+  tests/test_tracking.py at their sizes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
+import math
 import sys
-import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from vid4d.py import flow as fl
 from vid4d.py import tracking as tr
+from vid4d.py.camera import pixel_grid
 from vid4d.py.scene import sample_scene
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test helpers (synthetic sequences)
+from benchlib import PeakMemory, heap_reader, alternate, machine, ratio  # noqa: E402
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def all_at_preset(preset: str):
+    """The preset's schedule with every flow at the preset itself (as before issue 16)."""
+    return dataclasses.replace(tr._PASSES[preset], pair_backward=preset, direct_backward=preset, pair_beta=tr._FB_BETA)
 
 
-def _heap_reader():
-    """Bytes currently allocated through malloc (glibc mallinfo2: in-use heap + mmapped blocks), or None.
+class schedule:
+    """Context: track with ``passes`` for ``preset`` (None: the shipped schedule)."""
 
-    Unlike the resident set size this falls when memory is freed, so it shows what is live at a time
-    (torch's CPU tensors come from malloc).
-    """
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = MallInfo2
-    except (OSError, AttributeError):
-        return None
-
-    def read() -> int:
-        info = libc.mallinfo2()
-        return info.uordblks + info.hblkhd
-
-    return read
-
-
-class PeakMemory:
-    """Peak live heap (and peak RSS) above the level at entry, polled every millisecond in a thread."""
+    def __init__(self, preset, passes):
+        self.preset, self.passes = preset, passes
 
     def __enter__(self):
-        self._heap = _heap_reader()
-        self.heap_base = self.heap_peak = self._heap() if self._heap else 0
-        self.rss_base = self.rss_peak = rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        if self._heap:
-            self.heap_peak = max(self.heap_peak, self._heap())
-        self.rss_peak = max(self.rss_peak, rss_bytes())
-
-    def _poll(self):
-        while not self._stop.wait(0.001):
-            self._sample()
+        self.saved = dict(tr._PASSES)
+        if self.passes is not None:
+            tr._PASSES[self.preset] = self.passes
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    @property
-    def heap(self) -> int:
-        return self.heap_peak - self.heap_base
-
-    @property
-    def rss(self) -> int:
-        return self.rss_peak - self.rss_base
+        tr._PASSES.clear()
+        tr._PASSES.update(self.saved)
 
 
-def timed(fn, repeats: int):
-    best = None
-    for _ in range(repeats):
-        c, t = time.process_time(), time.perf_counter()
-        out = fn()
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        if best is None or wall < best[0]:
-            best = (wall, cpu)
-    return out, best
-
-
-def bench_dis(frames: torch.Tensor, repeats: int):
-    from concurrent.futures import ThreadPoolExecutor
-
-    import cv2
-
-    grey = [fl.grey_u8(f) for f in frames[:2]]
-    h, w = grey[0].shape
-    print(f"\nDIS alone at {w}x{h} (OpenCV at 1 thread; cv2 default is {cv2.getNumThreads()}):")
+def dis_alone(greys, preset: str) -> None:
+    """One flow per consecutive pair, two side by side (OpenCV at one thread each)."""
     with fl.cv2_threads(1), ThreadPoolExecutor(2) as pool:
-        for preset in fl.PRESETS:
-            fl.dis_flow_grey(grey[0], grey[1], preset)
-            _, (one, _) = timed(lambda: fl.dis_flow_grey(grey[0], grey[1], preset), repeats * 3)
-
-            def pair():
-                a = pool.submit(fl.dis_flow_grey, grey[0], grey[1], preset)
-                b = pool.submit(fl.dis_flow_grey, grey[1], grey[0], preset)
-                return a.result(), b.result()
-
-            _, (two, cpu) = timed(pair, repeats * 3)
-            scale = fl.finest_scale(preset, h, w)
-            print(f"  {preset:9s} finest scale {scale}: one flow {one * 1e3:6.1f} ms ({1 / one:5.1f} flows/s); "
-                  f"fwd+bwd pair side by side {two * 1e3:6.1f} ms wall, {cpu * 1e3:6.1f} ms CPU")
+        list(pool.map(lambda i: fl.dis_flow_grey(greys[i], greys[i + 1], preset), range(len(greys) - 1)))
 
 
-def bench_tracking(args):
-    print(f"\nflow_chain end to end, preset {args.preset}, re-anchoring every 4 frames:")
-    results = {}
-    for num in args.frames:
-        scene = sample_scene(num, args.width, args.height)
-        frames, depth = scene.frames, scene.depth
-        tr.track_2d(frames[:3], preset=args.preset)  # warm-up (imports, first DIS)
-        _, (wall, cpu) = timed(lambda: tr.track_2d(frames, preset=args.preset), args.repeats)
-        print(f"  T={num:3d} track_2d:    {num / wall:5.1f} frames/s ({wall / num * 1e3:6.1f} ms/frame wall, CPU/wall {cpu / wall:.2f})")
-        _, (wall, cpu) = timed(lambda: tr.track_dense(frames, depth, intrinsics=scene.intrinsics, preset=args.preset), args.repeats)
-        print(f"  T={num:3d} track_dense: {num / wall:5.1f} frames/s ({wall / num * 1e3:6.1f} ms/frame wall, CPU/wall {cpu / wall:.2f})")
-        _, (wall, cpu) = timed(lambda: tr.track_2d(frames, preset=args.preset, reanchor_every=0), args.repeats)
-        print(f"  T={num:3d} track_2d without re-anchoring: {num / wall:5.1f} frames/s")
-        results[num] = scene
-    return results
+def bench_speed(args):
+    scene = sample_scene(args.frames, args.width, args.height)
+    frames, depth = scene.frames, scene.depth
+    greys = [fl.grey_u8(f) for f in frames]
+    tr.track_2d(frames[:3], preset=args.preset)  # warm-up (imports, first DIS)
+    before = all_at_preset(args.preset)
+
+    def old_schedule():
+        with schedule(args.preset, before):
+            tr.track_2d(frames, preset=args.preset)
+
+    cases = {
+        "DIS alone (baseline)": lambda: dis_alone(greys, args.preset),
+        "track_2d": lambda: tr.track_2d(frames, preset=args.preset),
+        "track_dense": lambda: tr.track_dense(frames, depth, intrinsics=scene.intrinsics, preset=args.preset),
+        "track_2d, all flows at the preset": old_schedule,
+    }
+    runs = alternate(cases, args.repeats)
+    base = runs["DIS alone (baseline)"]
+    print(f"\nspeed, {args.frames} frames {args.width}x{args.height}, preset {args.preset}, re-anchoring every 4 frames "
+          f"(DIS alone: {args.frames - 1} flows, frames/s = flows/s):")
+    for name, r in runs.items():
+        rel = "" if r is base else f"; {base.best / r.best:.2f} / {base.median / r.median:.2f} of DIS alone's speed (best / median)"
+        print(f"  {name:34s} {r.describe(args.frames)}; CPU/wall {min(r.cpu) / r.best:.2f}{rel}")
+    print(f"  schedule speed-up over all flows at the preset: {ratio(runs['track_2d'], runs['track_2d, all flows at the preset'])}")
 
 
-def bench_memory(scenes, args):
+def bench_memory(args):
     print("\nmemory above the input while tracking (live malloc heap, glibc mallinfo2):")
-    heap = _heap_reader()
+    heap = heap_reader()
     if heap is None:
         print("  (mallinfo2 unavailable)")
         return
-    for num, scene in scenes.items():
+    for num in (args.frames // 2, args.frames * 3 // 2):
+        scene = sample_scene(num, args.width, args.height)
         output = num * args.height * args.width * (2 * 4 + 4 + 1)  # uv float32, depth float32, visibility bool
         during = []
         with PeakMemory() as mem:
@@ -173,62 +117,90 @@ def epe(uv, gt_uv, mask) -> float:
     return float((uv - gt_uv).norm(dim=-1)[mask].median())
 
 
-def bench_accuracy(args, scenes):
+def homography_sequence(num: int, width: int, height: int, margin: int = 160, seed: int = 0):
+    """A smooth texture under a slow homography (rotation 0.15°/frame, zoom 0.3 %/frame, shift (2.5, 1.2)
+    px/frame, a little perspective): frames ``[T, H, W, 3]`` and the exact tracks of frame 0."""
     import test_tracking as tt
 
-    print("\naccuracy (the test scenarios):")
+    tex = tt.smooth_texture(height + 2 * margin, width + 2 * margin, seed)
+    grid = torch.cat([pixel_grid(height, width).double().reshape(-1, 2), torch.ones(height * width, 1, dtype=torch.float64)], 1)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    centre = torch.tensor([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=torch.float64)
+    frames, uv = [], []
+    for t in range(num):
+        a, s = math.radians(0.15 * t), 1 + 0.003 * t
+        m = torch.tensor([[s * math.cos(a), -s * math.sin(a), 2.5 * t], [s * math.sin(a), s * math.cos(a), 1.2 * t], [2e-6 * t, -1.5e-6 * t, 1]], dtype=torch.float64)
+        hom = torch.linalg.inv(centre) @ m @ centre
+        p = grid @ hom.T
+        uv.append((p[:, :2] / p[:, 2:]).float().reshape(height, width, 2))
+        q = grid @ torch.linalg.inv(hom).T
+        frames.append(tt.resample(tex, (q[:, :2] / q[:, 2:]).reshape(height, width, 2) + margin))
+    return torch.stack(frames), torch.stack(uv)
+
+
+def bench_accuracy(args):
+    import test_tracking as tt
+
+    print(f"\naccuracy at {args.width}x{args.height} (preset {args.preset}): shipped schedule | every flow at the preset")
+    frames, gt = homography_sequence(24, args.width, args.height)
+    ins = fl.inside(gt, args.width, args.height)
+    scene = sample_scene(24, args.width, args.height)
+    gt3 = scene.tracks(0)
+    occluded = ~gt3.visibility & fl.inside(gt3.uv, scene.width, scene.height)
+    rows = {}
+    for label, passes in (("shipped", None), ("all at preset", all_at_preset(args.preset))):
+        with schedule(args.preset, passes):
+            uv, vis = tr.track_2d(frames, preset=args.preset)
+            t = tr.track_dense(scene.frames, scene.depth, intrinsics=scene.intrinsics, preset=args.preset)
+        both = gt3.visibility & t.visibility
+        rel = ((t.xyz() - gt3.xyz()).norm(dim=-1) / gt3.depth)[both]
+        rows[label] = (
+            f"homography 24 frames: median error t8 {epe(uv[8], gt[8], vis[8] & ins[8]):.3f} t23 {epe(uv[23], gt[23], vis[23] & ins[23]):.3f} px, "
+            f"visibility acc {(vis == ins).float().mean():.4f}",
+            f"sample scene 24 frames: median error t8 {epe(t.uv[8], gt3.uv[8], both[8]):.3f} t16 {epe(t.uv[16], gt3.uv[16], both[16]):.3f} "
+            f"t23 {epe(t.uv[23], gt3.uv[23], both[23]):.3f} px, visibility acc {(t.visibility == gt3.visibility).float().mean():.4f}, "
+            f"occluded recall {(~t.visibility[occluded]).float().mean():.3f}, 3D error / depth median {float(rel.median()) * 100:.3f} %",
+        )
+    for i in range(2):
+        print(f"  {rows['shipped'][i]}\n    | {rows['all at preset'][i]}")
+
+    print("accuracy (the test scenarios, at their sizes):")
     frames, gt = tt.affine_sequence(25, 256, rot=0.2, zoom=0.002, shift=(2.0, 1.0))
     ins = fl.inside(gt, 256, 256)
-    for every in (4, 0):
-        uv, vis = tr.track_2d(frames, reanchor_every=every)
-        errs = "  ".join(f"t{t}: {epe(uv[t], gt[t], vis[t] & ins[t]):.3f}" for t in (4, 8, 16, 24))
-        label = "re-anchored every 4" if every else "naive chaining     "
-        print(f"  drift, 256x256 similarity motion, {label}: median EPE {errs} px; visibility acc {(vis == ins).float().mean():.4f}")
-
+    uv, vis = tr.track_2d(frames)
+    errs = "  ".join(f"t{t}: {epe(uv[t], gt[t], vis[t] & ins[t]):.3f}" for t in (4, 8, 16, 24))
+    print(f"  drift, 256x256 similarity motion: median EPE {errs} px; visibility acc {(vis == ins).float().mean():.4f}")
     frames, gt_uv, gt_vis, square0 = tt.square_sequence()
     uv, vis = tr.track_2d(frames)
     covered = ~gt_vis & fl.inside(gt_uv, 128, 128)
     back = covered[:-1].any(0) & gt_vis[-1]
     print(f"  sliding square 128x128x17: visibility acc {(vis == gt_vis).float().mean():.4f}, on covered points "
-          f"{(~vis[covered]).float().mean():.4f}; reappeared recovered {vis[-1][back].float().mean():.3f} "
-          f"(median EPE {epe(uv[-1], gt_uv[-1], back & vis[-1]):.3f} px)")
-
-    cases = [(sample_scene(24, 128, 80), 0), (sample_scene(24, 128, 80), 12)]
-    smallest = min(scenes)
-    if smallest <= 24:
-        cases.append((scenes[smallest], 0))
-    for scene, ref in cases:
-        gt = scene.tracks(ref)
-        t = tr.track_dense(scene.frames, scene.depth, ref_frame=ref, intrinsics=scene.intrinsics, preset=args.preset)
-        both = gt.visibility & t.visibility
-        last = scene.num_frames - 1
-        frames_at = [f for f in (0, 8, 16, last) if f != ref and f <= last]
-        errs = "  ".join(f"t{f}: {epe(t.uv[f], gt.uv[f], both[f]):.3f}" for f in frames_at)
-        occluded = ~gt.visibility & fl.inside(gt.uv, scene.width, scene.height)
-        rel = ((t.xyz() - gt.xyz()).norm(dim=-1) / gt.depth)[both]
-        print(f"  sample scene {scene.width}x{scene.height}x{scene.num_frames} ref {ref}: median EPE {errs} px; "
-              f"visibility acc {(t.visibility == gt.visibility).float().mean():.4f}, occluded recall {(~t.visibility[occluded]).float().mean():.3f}; "
-              f"3D error / depth median {float(rel.median()) * 100:.3f} %, p90 {float(rel.quantile(0.9)) * 100:.2f} %")
+          f"{(~vis[covered]).float().mean():.4f}; reappeared recovered {vis[-1][back].float().mean():.3f}")
+    scene = sample_scene(24, 128, 80)
+    gt = scene.tracks(0)
+    t = tr.track_dense(scene.frames, scene.depth, intrinsics=scene.intrinsics)
+    both = gt.visibility & t.visibility
+    occluded = ~gt.visibility & fl.inside(gt.uv, 128, 80)
+    print(f"  sample scene 128x80x24: median EPE t23 {epe(t.uv[23], gt.uv[23], both[23]):.3f} px; visibility acc "
+          f"{(t.visibility == gt.visibility).float().mean():.4f}, occluded recall {(~t.visibility[occluded]).float().mean():.3f}")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, nargs="+", default=[16, 48])
+    ap.add_argument("--frames", type=int, default=33)
     ap.add_argument("--width", type=int, default=720)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--preset", default="medium", choices=fl.PRESETS)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-
-    scenes = bench_tracking(args)
-    bench_dis(next(iter(scenes.values())).frames, args.repeats)
+    print(machine())
+    bench_speed(args)
     if not args.skip_memory:
-        bench_memory(scenes, args)
+        bench_memory(args)
     if not args.skip_accuracy:
-        bench_accuracy(args, scenes)
+        bench_accuracy(args)
 
 
 if __name__ == "__main__":
