@@ -64,6 +64,25 @@ class Problems:
             raise kind(self.message(what))
 
 
+# The Vid4D-format files (motion, synthesis) say what they are in their metadata; a file of the other kind is named.
+VID4D_FORMATS = {"vid4d_motion": "a Vid4D motion model: load it with Motion Model Loader (Vid4D)",
+                 "vid4d_synthesis": "a Vid4D synthesis network: load it with Synthesis Model Loader (Vid4D)"}
+
+
+def check_vid4d_format(path: Path, expected: str, what: str, hint: str, problems: Problems) -> None:
+    """Add to ``problems`` when the ``.safetensors`` at ``path`` is not of metadata format ``expected`` (``what``: the
+    kind's name in the message, ``hint``: what the slot takes). Reads the header only."""
+    try:
+        meta = read_header(path).metadata
+    except CheckpointFormatError as exc:
+        problems.wrong(f"model_name: {exc}")
+        return
+    found = meta.get("format")
+    if found != expected:
+        other = f" (it is {VID4D_FORMATS[found]})" if found in VID4D_FORMATS else ""
+        problems.wrong(f"model_name: {path.name} is not {what} (metadata format={found!r}){other}; expected {hint}")
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """A file (or folder) users download for one capability."""

@@ -425,14 +425,7 @@ def check_files(path: Path) -> loading.Problems:
     elif path.suffix.lower() != ".safetensors":
         problems.wrong(f"model_name: {path.name} is neither {VID4D_HINT} nor {COMMUNITY_HINT}")
     else:
-        try:
-            meta = loading.read_header(path).metadata
-        except loading.CheckpointFormatError as exc:
-            problems.wrong(f"model_name: {exc}")
-            return problems
-        if meta.get("format") != FORMAT:
-            other = " (it is a Vid4D synthesis network: load it with Synthesis Model Loader (Vid4D))" if meta.get("format") == "vid4d_synthesis" else ""
-            problems.wrong(f"model_name: {path.name} is not a Vid4D motion model (metadata format={meta.get('format')!r}){other}; expected {VID4D_HINT}, or {COMMUNITY_HINT}")
+        loading.check_vid4d_format(path, FORMAT, "a Vid4D motion model", f"{VID4D_HINT}, or {COMMUNITY_HINT}", problems)
     return problems
 
 

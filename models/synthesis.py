@@ -153,14 +153,7 @@ def check_file(path: Path) -> loading.Problems:
     if path.is_dir() or path.suffix.lower() != ".safetensors":
         problems.wrong(f"model_name: {path.name} is not a .safetensors file; expected {HINT}")
         return problems
-    try:
-        meta = loading.read_header(path).metadata
-    except loading.CheckpointFormatError as exc:
-        problems.wrong(f"model_name: {exc}")
-        return problems
-    if meta.get("format") != FORMAT:
-        other = " (it is a Vid4D motion model: load it with Motion Model Loader (Vid4D))" if meta.get("format") == "vid4d_motion" else ""
-        problems.wrong(f"model_name: {path.name} is not a Vid4D synthesis model (metadata format={meta.get('format')!r}){other}; expected {HINT}")
+    loading.check_vid4d_format(path, FORMAT, "a Vid4D synthesis model", HINT, problems)
     return problems
 
 
