@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import os
+import sys
 import threading
 import types
 from dataclasses import dataclass
@@ -174,8 +176,9 @@ def track_dense(
         ``"flow_chain"`` (no weights): DIS optical flow between consecutive frames, composed outward
         from the reference (forward in time, then backward when ``ref_frame > 0``) by bilinear sampling
         of each pair's flow at every track's sub-pixel position. A track stays visible while the
-        forward-backward test (Sundaram et al., α 0.01, β 0.5 px², 1.5 px² against the coarser
-        backward flow of ``"medium"``) passes between consecutive frames and it is inside the image; a hidden track coasts from its last anchoring at the mean motion
+        forward-backward test (Sundaram et al., α 0.01, β 0.5 px², 1.5 px² where the backward
+        flow is the coarser one) passes between consecutive frames and it is inside the image; a
+        hidden track coasts from its last anchoring at the mean motion
         between its last two anchorings (its last per-frame motions are often already the occluder's,
         the flow being smooth across the edge).
 
@@ -207,8 +210,8 @@ def track_dense(
     (a fronto-parallel plane one unit away): the 2D tracks are unaffected.
 
     Cost: frames are streamed pairwise, so memory is the output plus O(H W) whatever T. With
-    ``preset="medium"`` the forward flows run at medium and the backward (consistency) flows at fast
-    (``_PASSES``): 1.25 medium flows per frame. While it runs, torch and OpenCV are set to one
+    ``preset="medium"`` the direct (re-anchoring) forward flow runs at medium and the others at fast
+    (``_PASSES``; small frames: the consecutive forward flows at medium too). While it runs, torch and OpenCV are set to one
     thread each; DIS flows run side by side from Python threads, the consecutive pairs (and the grey
     frames they need) a few frames ahead of the chain (restored afterwards; see ``_dis_threads``),
     and the output copies and depth sampling of each frame on a thread of their own behind it.
@@ -428,25 +431,34 @@ class _Schedule:
     pair_beta: float = _FB_BETA
 
 
-# "medium" at 720x480 (2-core CPU, one thread per flow): a medium flow costs ~27 ms, a fast one ~8 ms.
-# Backward flows at "fast" took the tracker from 2.5 to 1.25 medium flows per frame; on the sample
-# scene at 720x480x24 against its exact tracks: median error at frame 23 0.197 px either way
-# (homography sequence: 0.127 px either way), visibility accuracy 0.9508 / occluded recall 0.988
-# with all four at medium; with the fast backward flows 0.9417 / 0.992 at the pairwise slack 0.5 px²,
-# 0.9488 / 0.987 at 1.5 px² (kept), 0.9497 / 0.986 at 2 px². Below ~500 px both presets work at the
-# same finest scale and are the same flow.
+# "medium" at 720x480 (2-core CPU, one thread per flow): a medium flow costs ~27 ms, a fast one ~8 ms
+# (finest scales 1 and 2). Backward flows at "fast" took the tracker from 2.5 to 1.25 medium flows per
+# frame; on the sample scene at 720x480x24 against its exact tracks: median error at frame 23 0.197 px
+# either way (homography sequence: 0.127 px either way), visibility accuracy 0.9508 / occluded recall
+# 0.988 with all four at medium; with the fast backward flows 0.9417 / 0.992 at the pairwise slack
+# 0.5 px², 0.9488 / 0.987 at 1.5 px², 0.9497 / 0.986 at 2 px².
+# The consecutive forward flows at "fast" as well (issue 16: the one medium flow per frame alone capped
+# the tracker at ~28 frames/s): the drift of up to 3 chained fast flows is undone at every re-anchoring
+# by the direct flow, still at medium. Same clip: frame 23 error 0.248 px (homography 0.263, frame 8
+# 0.054 either way), visibility accuracy 0.9419, occluded recall 0.982; 25.7 → 30-36 frames/s. Every
+# 2 frames would keep the error (0.188 / 0.134 px) at 19 frames/s, every 3 0.217 / 0.192 px at 26.
+# Small frames, where the direct flow works at full resolution (finest scale 0) and flows are cheap,
+# keep medium consecutive flows (see _schedule).
 _PASSES = {
-    "medium": _Schedule("medium", "fast", "medium", "fast", pair_beta=1.5),
+    "medium": _Schedule("fast", "fast", "medium", "fast", pair_beta=1.5),
     "fast": _Schedule("fast", "fast", "fast", "fast"),
     "ultrafast": _Schedule("ultrafast", "ultrafast", "ultrafast", "ultrafast"),
 }
 
 
 def _schedule(preset: str, height: int, width: int) -> _Schedule:
-    """The schedule of ``preset`` at this image size: where its backward preset works at the same
-    finest scale as the forward one (small images) they are the same flow, so the pairwise test keeps
-    its usual slack."""
+    """The schedule of ``preset`` at this image size. Where the direct forward flow works at full
+    resolution (small frames) the consecutive forward flows are at its preset too; where the backward
+    preset then works at the same finest scale as the forward one they are the same flow, so the
+    pairwise test keeps its usual slack."""
     passes = _PASSES[preset]
+    if finest_scale(passes.direct_forward, height, width) == 0:
+        passes = dataclasses.replace(passes, pair_forward=passes.direct_forward)
     if finest_scale(passes.pair_backward, height, width) == finest_scale(passes.pair_forward, height, width):
         return dataclasses.replace(passes, pair_beta=_FB_BETA)
     return passes
@@ -505,7 +517,9 @@ def _dis_threads():
     direct (re-anchoring) flows get a pool of their own: the chain waits for them, so they must not
     queue behind the pairs computed ahead (which keep the cores busy meanwhile). torch stays at one
     thread: its OpenMP workers spin-wait between operations and starved the DIS threads (a 480x720
-    clip ran up to 4x slower with torch at 2 threads).
+    clip ran up to 4x slower with torch at 2 threads). The pair threads run at a lower scheduling
+    priority (Linux): they are ahead of the chain, so when the cores are short the chain and the flows
+    it waits for go first (+10-15 % frames/s at 480x720, see tests/bench/bench_tracking.py).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -514,10 +528,24 @@ def _dis_threads():
     with (
         _torch_threads(1),
         cv2_threads(1),
-        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-dis") as pairs,
+        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-dis", initializer=_lower_priority) as pairs,
         ThreadPoolExecutor(workers, thread_name_prefix="vid4d-direct") as direct,
     ):
         yield types.SimpleNamespace(pairs=pairs, direct=direct, torch_threads=torch_threads)
+
+
+_BACKGROUND_NICENESS = 10  # added to the thread's niceness (the range ends at 19)
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's scheduling priority (Linux, where a thread has its own niceness; it
+    dies with its pool). Elsewhere ``setpriority`` would apply to the whole process: nothing is done."""
+    if sys.platform.startswith("linux") and hasattr(os, "setpriority"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + _BACKGROUND_NICENESS))
+        except OSError:
+            pass  # a sandbox that refuses it: same results, only the scheduling differs
 
 
 def _inside(xy: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -579,7 +607,7 @@ class _Chain:
         # as a candidate for every patch at every scale): the chained displacement for the forward
         # flow, its inverse for the backward one.
         fwd = self.pool.submit(dis_flow_grey, self.grey_ref, grey_t, self.passes.direct_forward, disp.permute(1, 2, 0).numpy())
-        seed_back = _invert(disp, self.pos, self.vis, self.grid).permute(1, 2, 0).numpy()
+        seed_back = _seed_back(disp, self.pos, self.vis, self.grid, finest_scale(self.passes.direct_backward, self.height, self.width)).numpy()
         bwd = self.pool.submit(dis_flow_grey, grey_t, self.grey_ref, self.passes.direct_backward, seed_back)
         direct, back = _planar(fwd.result()), _planar(bwd.result())
         # How far a direct match may be from where the chain put the track: chaining drifts slowly; a
@@ -676,6 +704,21 @@ def _mean3(x: torch.Tensor) -> torch.Tensor:
     return total / (rows * cols)
 
 
+def _seed_back(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torch.Tensor, scale: int) -> torch.Tensor:
+    """The backward direct flow's seed ``[H, W, 2]`` (:func:`_invert` of the tracks' displacement) for a
+    DIS flow whose finest pyramid level is ``scale``: DIS only reads the seed resized to its levels, so
+    where it starts at half resolution or coarser the inverse is taken at half resolution, from every
+    second track in each direction (a quarter of the scatter and fixed-point work, which on a busy
+    2-core CPU was a third of each re-anchoring), and repeated back to full size."""
+    if scale < 1 or min(grid.shape[1:]) < 4:
+        return _invert(disp, pos, vis, grid).permute(1, 2, 0)
+    height, width = grid.shape[1:]
+    # Track (2i, 2j) in half-resolution units: every position and displacement halved, its grid the half grid.
+    half = _invert(disp[:, ::2, ::2] * 0.5, pos[:, ::2, ::2] * 0.5, vis[::2, ::2], grid[:, ::2, ::2] * 0.5)
+    out = half.permute(1, 2, 0).mul_(2.0).repeat_interleave(2, 0).repeat_interleave(2, 1)
+    return out[:height, :width]
+
+
 def _invert(disp: torch.Tensor, pos: torch.Tensor, vis: torch.Tensor, grid: torch.Tensor, iterations: int = 3) -> torch.Tensor:
     """Approximate inverse ``[2, H, W]`` of the tracks' displacement: for a pixel q of frame t, b(q) with q + b(q) the reference pixel seen there.
 
@@ -756,10 +799,6 @@ def _surface_depth(depth, x, y, predicted, valid, rtol: float = _SURFACE_RTOL):
     """:func:`sample_surface_depth` with the positions as planes ``x [...]``, ``y [...]``."""
     height, width = depth.shape
     known_depth = depth if valid is None else torch.where(valid, depth, torch.zeros_like(depth))
-    x = x.clamp(0, width - 1)
-    y = y.clamp(0, height - 1)
-    x0, y0 = x.floor(), y.floor()
-    cell = (y0 * width + x0).long()
     # Blocks of 2x2 pixels whose depths are all known and within rtol of each other (the vast
     # majority) give the same answer as plain bilinear sampling; only points in the other blocks,
     # at depth edges, need the per-neighbour choice.
@@ -767,14 +806,21 @@ def _surface_depth(depth, x, y, predicted, valid, rtol: float = _SURFACE_RTOL):
     corners = (p[:-1, :-1], p[:-1, 1:], p[1:, :-1], p[1:, 1:])  # (elementwise: max_pool2d is 20x slower here)
     high = torch.maximum(torch.maximum(corners[0], corners[1]), torch.maximum(corners[2], corners[3]))
     low = torch.minimum(torch.minimum(corners[0], corners[1]), torch.minimum(corners[2], corners[3]))
-    smooth_block = ((low > 0) & (high <= (1 + rtol) * low)).reshape(-1)
-    out = sample_chw(known_depth[None], x, y)[0]
+    # The edge flag of each block at its top-left pixel, sampled bilinearly with the depth in one pass:
+    # a point's own block (top-left pixel at its floor) always has weight > 0, so a flag sample > 0
+    # finds every point in an edge block (and a few beside one, for which the per-neighbour choice
+    # is the bilinear value anyway), without an index per point (the gather cost more than the sampling).
+    field = torch.stack((known_depth, ((low <= 0) | (high > (1 + rtol) * low)).to(known_depth.dtype)))
+    sampled = sample_chw(field, x, y)
+    out = sampled[0]
     ok = torch.ones_like(out, dtype=torch.bool)
-    # The few points in edge blocks (well under 1 %) by index: one nonzero, then gathers and scatters
-    # of those alone (boolean masks would each scan the whole frame again).
-    edge = (~smooth_block[cell]).reshape(-1).nonzero().squeeze(1)
+    # The few points near edge blocks (about 1 %) by index: one nonzero, then gathers and scatters of
+    # those alone (boolean masks would each scan the whole frame again).
+    edge = (sampled[1] > 0).reshape(-1).nonzero().squeeze(1)
     if edge.numel():
-        ex, ey, ec, ep = (v.reshape(-1)[edge] for v in (x, y, cell, predicted))
+        ex, ey, ep = (v.reshape(-1)[edge] for v in (x, y, predicted))
+        ex, ey = ex.clamp(0, width - 1), ey.clamp(0, height - 1)
+        ec = (ey.floor() * width + ex.floor()).long()
         fx, fy = ex - ex.floor(), ey - ey.floor()
         right = (ex.floor() < width - 1).long()
         down = (ey.floor() < height - 1).long() * width

@@ -200,10 +200,13 @@ def test_inverse_seed_equals_its_definition():
 
 
 def test_schedule_keeps_the_usual_slack_where_the_presets_are_one_flow():
-    small = tr._schedule("medium", 80, 128)
-    assert small.pair_beta == tr._FB_BETA
-    big = tr._schedule("medium", 480, 720)
-    assert (big.pair_forward, big.direct_forward) == ("medium", "medium") and big.pair_backward == "fast" and big.pair_beta > tr._FB_BETA
+    small = tr._schedule("medium", 80, 128)  # every preset at full resolution: one flow
+    assert (small.pair_forward, small.direct_forward) == ("medium", "medium") and small.pair_beta == tr._FB_BETA
+    mid = tr._schedule("medium", 256, 256)  # medium at full resolution, fast one level coarser
+    assert (mid.pair_forward, mid.pair_backward, mid.direct_forward) == ("medium", "fast", "medium") and mid.pair_beta > tr._FB_BETA
+    big = tr._schedule("medium", 480, 720)  # the direct flow at medium, the consecutive ones at fast (same scale)
+    assert (big.pair_forward, big.pair_backward, big.direct_forward, big.direct_backward) == ("fast", "fast", "medium", "fast")
+    assert big.pair_beta == tr._FB_BETA
 
 
 class _Serial:

@@ -8,8 +8,9 @@ Prints:
 - speed (runs alternated, ``--repeats`` each, best and median, load average during the runs):
   * the baseline "DIS alone": one flow per frame at the preset, consecutive pairs, two at a time side by
     side (OpenCV at one thread each): the throughput of the one flow a tracker needs per frame;
-  * ``track_2d`` and ``track_dense`` (depth sampling included) on the sample scene, and ``track_2d`` with
-    every flow at the preset (the schedule before issue 16, same pipeline), as ratios to DIS alone;
+  * ``track_2d`` and ``track_dense`` (depth sampling included) on the sample scene, ``track_2d`` with
+    every flow at the preset (the schedule before issue 16, same pipeline) and, for medium, with the
+    consecutive forward flows at medium (the schedule before they went to fast), as ratios to DIS alone;
 - peak memory above the input while tracking, for two clip lengths: the working memory must not grow
   with T (live malloc heap, glibc mallinfo2, polled every millisecond);
 - accuracy at the benchmark size against exact ground truth, with the preset's schedule and with every
@@ -21,8 +22,6 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,6 @@ import torch
 
 from vid4d.py import flow as fl
 from vid4d.py import tracking as tr
-from vid4d.py.camera import pixel_grid
 from vid4d.py.scene import sample_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,7 +39,7 @@ from benchlib import PeakMemory, heap_reader, alternate, machine, ratio  # noqa:
 
 def all_at_preset(preset: str):
     """The preset's schedule with every flow at the preset itself (as before issue 16)."""
-    return dataclasses.replace(tr._PASSES[preset], pair_backward=preset, direct_backward=preset, pair_beta=tr._FB_BETA)
+    return tr._Schedule(preset, preset, preset, preset)
 
 
 class schedule:
@@ -77,12 +75,20 @@ def bench_speed(args):
         with schedule(args.preset, before):
             tr.track_2d(frames, preset=args.preset)
 
+    previous = tr._Schedule("medium", "fast", "medium", "fast", pair_beta=1.5) if args.preset == "medium" else None
+
+    def previous_schedule():
+        with schedule(args.preset, previous):
+            tr.track_2d(frames, preset=args.preset)
+
     cases = {
         "DIS alone (baseline)": lambda: dis_alone(greys, args.preset),
         "track_2d": lambda: tr.track_2d(frames, preset=args.preset),
         "track_dense": lambda: tr.track_dense(frames, depth, intrinsics=scene.intrinsics, preset=args.preset),
         "track_2d, all flows at the preset": old_schedule,
     }
+    if previous is not None:
+        cases["track_2d, consecutive at medium"] = previous_schedule
     runs = alternate(cases, args.repeats)
     base = runs["DIS alone (baseline)"]
     print(f"\nspeed, {args.frames} frames {args.width}x{args.height}, preset {args.preset}, re-anchoring every 4 frames "
@@ -91,6 +97,8 @@ def bench_speed(args):
         rel = "" if r is base else f"; {base.best / r.best:.2f} / {base.median / r.median:.2f} of DIS alone's speed (best / median)"
         print(f"  {name:34s} {r.describe(args.frames)}; CPU/wall {min(r.cpu) / r.best:.2f}{rel}")
     print(f"  schedule speed-up over all flows at the preset: {ratio(runs['track_2d'], runs['track_2d, all flows at the preset'])}")
+    if previous is not None:
+        print(f"  speed-up over the consecutive flows at medium (the schedule before the fast ones): {ratio(runs['track_2d'], runs['track_2d, consecutive at medium'])}")
 
 
 def bench_memory(args):
@@ -117,32 +125,11 @@ def epe(uv, gt_uv, mask) -> float:
     return float((uv - gt_uv).norm(dim=-1)[mask].median())
 
 
-def homography_sequence(num: int, width: int, height: int, margin: int = 160, seed: int = 0):
-    """A smooth texture under a slow homography (rotation 0.15°/frame, zoom 0.3 %/frame, shift (2.5, 1.2)
-    px/frame, a little perspective): frames ``[T, H, W, 3]`` and the exact tracks of frame 0."""
-    import test_tracking as tt
-
-    tex = tt.smooth_texture(height + 2 * margin, width + 2 * margin, seed)
-    grid = torch.cat([pixel_grid(height, width).double().reshape(-1, 2), torch.ones(height * width, 1, dtype=torch.float64)], 1)
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    centre = torch.tensor([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=torch.float64)
-    frames, uv = [], []
-    for t in range(num):
-        a, s = math.radians(0.15 * t), 1 + 0.003 * t
-        m = torch.tensor([[s * math.cos(a), -s * math.sin(a), 2.5 * t], [s * math.sin(a), s * math.cos(a), 1.2 * t], [2e-6 * t, -1.5e-6 * t, 1]], dtype=torch.float64)
-        hom = torch.linalg.inv(centre) @ m @ centre
-        p = grid @ hom.T
-        uv.append((p[:, :2] / p[:, 2:]).float().reshape(height, width, 2))
-        q = grid @ torch.linalg.inv(hom).T
-        frames.append(tt.resample(tex, (q[:, :2] / q[:, 2:]).reshape(height, width, 2) + margin))
-    return torch.stack(frames), torch.stack(uv)
-
-
 def bench_accuracy(args):
     import test_tracking as tt
 
     print(f"\naccuracy at {args.width}x{args.height} (preset {args.preset}): shipped schedule | every flow at the preset")
-    frames, gt = homography_sequence(24, args.width, args.height)
+    frames, gt = tt.homography_sequence(24, args.width, args.height)
     ins = fl.inside(gt, args.width, args.height)
     scene = sample_scene(24, args.width, args.height)
     gt3 = scene.tracks(0)
