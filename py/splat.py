@@ -271,9 +271,6 @@ def _splat_band(input, flow, metric, row0, height: int, shift, mode: str) -> tor
     return torch.zeros(b, c + 1, height * w, dtype=input.dtype, device=input.device).scatter_add(2, idx.reshape(b, 1, 4 * n).expand(b, c + 1, 4 * n), src)
 
 
-BAND_MAX_CHANNELS = 8  # up to this many channels (+1 weight plane) a frame is split into row bands
-
-
 def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Frame by frame, each channel plane its own 1-D ``scatter_add_`` per corner. Returns
     ``(out [B, C, H, W], holes [B, 1, H, W])``.
@@ -285,89 +282,126 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
     ``base + offset_k`` (a shifted view) and any corner off the image lands in the padding, which is
     cropped; sources off the padded frame (or skipped) go to a spare bin past the end.
 
-    With torch's threads > 1 the work runs on that many Python threads (torch at one thread meanwhile:
-    a 1-D scatter_add_ is itself parallel, and OpenMP teams started from several Python threads at
-    once fight for the cores): few channels, each thread takes a band of source rows into its own
-    accumulator (the accumulators are then added); many channels, each thread takes some of the planes.
+    With torch's threads > 1 each frame runs in three phases on that many long-lived worker threads
+    (torch at one thread meanwhile: a 1-D scatter_add_ is itself parallel, and OpenMP teams started from
+    several Python threads at once fight for the cores): the corners of a band of source rows each;
+    then the planes, each scattered by one thread from every band into the one accumulator; then the
+    output, a band of rows each. Nothing is computed twice and there is one accumulator, not one per
+    thread to be summed. The threads outlive the call because fresh ones start with cold malloc arenas:
+    every temporary then page-faults (~3 ms a frame at 480x720, C = 3, which is what held a single
+    frame to ~1.3x the plain scatter).
     """
     b, c, h, w = input.shape
     wp = w + 2
     spare = (h + 2) * wp
-    workers = max(1, torch.get_num_threads()) if h * w >= 4096 else 1
-    bands = workers > 1 and c + 1 <= BAND_MAX_CHANNELS
-    workers = min(workers, h) if bands else min(workers, c + 1)
+    workers = min(max(1, torch.get_num_threads()), h) if h * w >= 4096 else 1
     gx = torch.arange(w, dtype=flow.dtype, device=flow.device)
     gy = torch.arange(h, dtype=flow.dtype, device=flow.device)[:, None]
     out = torch.empty(b, c, h, w, dtype=input.dtype, device=input.device)
     holes = torch.empty(b, 1, h, w, dtype=torch.bool, device=input.device)
+    cuts = [h * k // workers for k in range(workers + 1)]
+    bands = [slice(cuts[k], cuts[k + 1]) for k in range(workers)]
+    shifts = [_plane_shift(flow[i], None if metric is None else metric[i, 0], mode) for i in range(b)]
+    ws = _workspace()
+    acc = ws.get("acc", (c + 1, spare + wp + 2), input.dtype, input.device)
 
-    def accumulate(i: int, acc, rows: slice, channels) -> None:
-        """Sources in ``rows`` of frame i, planes ``channels``, added into ``acc [C+1, ...]``."""
+    def corners(i: int, k: int):
+        """``(base, weights)`` of the sources in band k of frame i (see :func:`_plane_corners`)."""
+        rows = bands[k]
+        size = (cuts[k + 1] - cuts[k], w)
         z = None if metric is None else metric[i, 0, rows]
-        base, weights = _plane_corners(flow[i, :, rows], z, mode, gx, gy[rows], h, spare, shifts[i])
-        feats = input[i, :, rows].reshape(c, -1)
-        scratch = torch.empty_like(base, dtype=acc.dtype)
-        for ch in channels:
-            plane = acc[ch]
-            for off, wk in zip((0, 1, wp, wp + 1), weights):
-                plane[off:].scatter_add_(0, base, wk if ch == c else torch.mul(feats[ch], wk, out=scratch))
+        return _plane_corners(flow[i, :, rows], z, mode, gx, gy[rows], h, spare, shifts[i], lambda name, dtype: ws.get((name, k), size, dtype, input.device))
 
-    def finish(i: int, accs, rows: slice) -> None:
-        """Output rows ``rows`` of frame i from the accumulators (summed), normalised."""
+    def scatter(i: int, k: int, sources) -> None:
+        """Planes k, k + workers, ... of frame i (the weight plane is ``c``) from every band's ``(base, weights)``."""
+        for ch in range(k, c + 1, workers):
+            plane = acc[ch]
+            plane.zero_()
+            for rows, (base, weights) in zip(bands, sources):
+                if ch == c:
+                    for off, wk in zip((0, 1, wp, wp + 1), weights):
+                        plane[off:].scatter_add_(0, base, wk)
+                    continue
+                feats, scratch = input[i, ch, rows].reshape(-1), ws.get(("scratch", k), weights[0].shape, weights[0].dtype, input.device)
+                for off, wk in zip((0, 1, wp, wp + 1), weights):
+                    plane[off:].scatter_add_(0, base, torch.mul(feats, wk, out=scratch))
+
+    def finish(i: int, rows: slice) -> None:
+        """Output rows ``rows`` of frame i from the accumulator, normalised."""
         r0, r1, _ = rows.indices(h)
-        framed = [acc[:, :spare].view(c + 1, h + 2, wp)[:, 1 + r0 : 1 + r1, 1 : w + 1] for acc in accs]
-        total = framed[0].contiguous()  # (cheap; strided maths is not)
-        for more in framed[1:]:
-            total += more
-        num, den = total[:c], total[c]
-        covered = den > 0
+        framed = acc[:, :spare].view(c + 1, h + 2, wp)[:, 1 + r0 : 1 + r1, 1 : w + 1]
+        num, den = framed[:c], framed[c]
+        k = bands.index(rows)
+        covered = torch.gt(den, 0, out=ws.get(("covered", k), den.shape, torch.bool, input.device))
         torch.logical_not(covered, out=holes[i, 0, rows])
         if mode == "sum":
             out[i, :, rows] = num
         else:
-            out[i, :, rows] = num.div_(torch.where(covered, den, 1.0)).masked_fill_(holes[i, 0, rows], 0.0)
+            safe = ws.get(("den", k), den.shape, den.dtype, input.device).copy_(den).masked_fill_(holes[i, 0, rows], 1.0)
+            torch.div(num, safe, out=out[i, :, rows]).masked_fill_(holes[i, 0, rows], 0.0)
 
-    shifts = [_plane_shift(flow[i], None if metric is None else metric[i, 0], mode) for i in range(b)]
-    accs = _accumulators(workers if bands else 1, (c + 1, spare + wp + 2), input.dtype, input.device)
     if workers == 1:
         for i in range(b):
-            accs[0].zero_()
-            accumulate(i, accs[0], slice(None), range(c + 1))
-            finish(i, accs, slice(None))
+            scatter(i, 0, [corners(i, 0)])
+            finish(i, bands[0])
         return out, holes
-    cuts = [h * k // workers for k in range(workers + 1)]
-    row_bands = [slice(cuts[k], cuts[k + 1]) for k in range(workers)]
-
-    def band(i: int, k: int) -> None:
-        accs[k].zero_()
-        accumulate(i, accs[k], row_bands[k], range(c + 1))
-
-    def planes(i: int, k: int) -> None:
-        accs[0][k::workers].zero_()
-        accumulate(i, accs[0], slice(None), range(k, c + 1, workers))
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="vid4d-splat") as pool, _one_torch_thread():
+    pool = _worker_pool(workers)
+    with _one_torch_thread():
         for i in range(b):
-            for job in [pool.submit(band if bands else planes, i, k) for k in range(workers)]:
+            sources = [job.result() for job in [pool.submit(corners, i, k) for k in range(workers)]]
+            for job in [pool.submit(scatter, i, k, sources) for k in range(workers)]:
                 job.result()
-            for job in [pool.submit(finish, i, accs, rows) for rows in row_bands]:
+            for job in [pool.submit(finish, i, rows) for rows in bands]:
                 job.result()
     return out, holes
 
 
-_SCRATCH = threading.local()  # the calling thread's last accumulators of _splat_planes
-SCRATCH_BYTES = 64 << 20  # kept between calls up to this size: fresh buffers cost ~4 ms of page faults a frame at 480x720
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
 
 
-def _accumulators(count: int, shape: tuple[int, int], dtype, device) -> list[torch.Tensor]:
-    """``count`` uninitialised ``shape`` buffers, the previous call's when they fit (per thread)."""
-    key = (count, shape, dtype, device)
-    if getattr(_SCRATCH, "key", None) == key:
-        return _SCRATCH.buffers
-    buffers = [torch.empty(shape, dtype=dtype, device=device) for _ in range(count)]
-    if count * shape[0] * shape[1] * buffers[0].element_size() <= SCRATCH_BYTES:
-        _SCRATCH.key, _SCRATCH.buffers = key, buffers
-    return buffers
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's long-lived pool of ``workers`` splat threads (created at first use). Calls from
+    several threads may share it: each waits on its own jobs only, and no job submits another."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="vid4d-splat")
+        return pool
+
+
+_SCRATCH = threading.local()  # the calling thread's _Workspace for _splat_planes
+SCRATCH_BYTES = 64 << 20  # kept between calls up to this size in all (per calling thread)
+
+
+class _Workspace:
+    """Named uninitialised buffers of one calling thread, kept between its calls up to SCRATCH_BYTES in
+    all. A fresh frame-sized buffer page-faults on first touch, and the worker threads' malloc arenas
+    give their memory back to the system after every call: at 480x720, C = 3, ~1,500 page faults a call
+    (~3 ms) before the buffers were kept. Jobs of one call use distinct names (a band's, a worker's)."""
+
+    def __init__(self):
+        self.buffers: dict = {}
+        self.lock = threading.Lock()
+
+    def get(self, name, shape, dtype, device) -> torch.Tensor:
+        shape = tuple(shape)
+        with self.lock:
+            have = self.buffers.get(name)
+            if have is not None and tuple(have.shape) == shape and have.dtype == dtype and have.device == device:
+                return have
+            self.buffers.pop(name, None)
+            fresh = torch.empty(shape, dtype=dtype, device=device)
+            if sum(t.nbytes for t in self.buffers.values()) + fresh.nbytes <= SCRATCH_BYTES:
+                self.buffers[name] = fresh
+            return fresh
+
+
+def _workspace() -> _Workspace:
+    ws = getattr(_SCRATCH, "workspace", None)
+    if ws is None:
+        ws = _SCRATCH.workspace = _Workspace()
+    return ws
 
 
 @contextlib.contextmanager
@@ -394,36 +428,40 @@ def _plane_shift(flow: torch.Tensor, metric: torch.Tensor | None, mode: str):
     return _shift(metric.reshape(1, 1, -1), ok.reshape(1, 1, -1)).reshape(()), True
 
 
-def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, gx, gy, height: int, spare: int, shift):
+def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, gx, gy, height: int, spare: int, shift, buf=None):
     """For :func:`_splat_planes`: each source's top-left corner in the padded frame ``base [N]`` (int64;
     ``spare`` for skipped sources) and the four corners' weights ``[N]`` each (top-left, top-right,
     bottom-left, bottom-right), from ``flow [2, h, W]`` and ``metric [h, W]``: rows ``gy [h, 1]`` of a
-    frame ``height`` rows high, ``shift`` from :func:`_plane_shift`."""
+    frame ``height`` rows high, ``shift`` from :func:`_plane_shift`. ``buf(name, dtype)`` gives the
+    ``[h, W]`` buffers the results and temporaries are written to (default: fresh ones)."""
     w = flow.shape[2]
     m, masked = shift
-    # In place wherever a value is not needed again: fewer fresh frame-sized buffers (page faults).
-    x = flow[0] + gx
-    y = flow[1] + gy
-    x0, y0 = x.floor(), y.floor()
+    if buf is None:
+        buf = lambda name, dtype: torch.empty(flow.shape[1:], dtype=dtype, device=flow.device)  # noqa: E731
+    real = flow.dtype
+    x = torch.add(flow[0], gx, out=buf("x", real))
+    y = torch.add(flow[1], gy, out=buf("y", real))
+    x0, y0 = torch.floor(x, out=buf("x0", real)), torch.floor(y, out=buf("y0", real))
     fx, fy = x.sub_(x0), y.sub_(y0)
     # x0 + 1 in [0, W] and y0 + 1 in [0, H] (the padded frame); False for NaN and ±inf as well.
-    ok = (x0 + (1 - w / 2)).abs_() <= w / 2
-    ok &= (y0 + (1 - height / 2)).abs_() <= height / 2
+    t, ok, more = buf("t", real), buf("ok", torch.bool), buf("more", torch.bool)
+    torch.le(torch.add(x0, 1 - w / 2, out=t).abs_(), w / 2, out=ok)
+    ok &= torch.le(torch.add(y0, 1 - height / 2, out=t).abs_(), height / 2, out=more)
     g = None
     if mode in ("soft", "linear"):
         if masked:
             ok &= torch.isfinite(metric)
-        g = torch.exp(metric - m) if mode == "soft" else metric
-    a, bb = 1 - fx, 1 - fy
+        g = torch.sub(metric, m, out=buf("g", real)).exp_() if mode == "soft" else metric
+    a, bb = torch.neg(fx, out=buf("a", real)).add_(1), torch.neg(fy, out=buf("bb", real)).add_(1)  # 1 - fx, 1 - fy exactly
     if g is not None:
         a.mul_(g)
         fx.mul_(g)
-    corners = (a * bb, fx * bb, a.mul_(fy), fx.mul_(fy))
+    corners = (torch.mul(a, bb, out=buf("c0", real)), torch.mul(fx, bb, out=buf("c1", real)), a.mul_(fy), fx.mul_(fy))
     if spare >= (1 << 24):  # flat indices are exact in float32 below 2^24 only
         x0, y0 = x0.double(), y0.double()
     flat = y0.add_(1).mul_(w + 2).add_(x0).add_(1)
-    base = torch.where(ok, flat, float(spare)).long().reshape(-1)
-    return base, [v.reshape(-1) for v in corners]
+    base = buf("base", torch.int64).copy_(flat.masked_fill_(~ok, float(spare)))  # (truncation: the .long() of an integer value)
+    return base.reshape(-1), [v.reshape(-1) for v in corners]
 
 
 def _splat_sparse(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -487,9 +525,9 @@ def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device,
     if kernel != "auto":
         return kernel
     # Measured with tests/bench/bench_splat.py on the 2-core CPU (ratios to the plain scatter, same
-    # run): planes ~1.5-1.8x at C=3 batch 1, ~2.1-2.4x at batch 4, ~1.7-2x at C=64, ahead of sparse
-    # (~1-1.4x at C=64) and of the compiled kernel (0.5-0.9x: inductor's CPU code for this scatter is
-    # no faster than eager's), and it needs no compiler. On a GPU the compiled kernel (small frames eager).
+    # run, best / median of 5-7): planes 1.4-2.1x at C=3 batch 1, 2.5-2.9x at batch 4, 2.4-4.8x at
+    # C=64, ahead of sparse (1.4-1.8x at C=64) and of the compiled kernel (0.5-1.2x: inductor's CPU
+    # code for this scatter is no faster than eager's), and it needs no compiler. On a GPU the compiled kernel (small frames eager).
     if device.type == "cpu":
         return "planes"
     if (pixels is None or pixels >= COMPILE_MIN_PIXELS) and _compile_allowed(compile) and compile_status(device) != "failed":

@@ -2,7 +2,7 @@
 
 - PointRegularizer: the solver (k-d tree kNN, block-diagonal Laplacian, batched products, chunked polar
   rotations on a thread pool) against today's solver kept in tests/reference_regularizer.py;
-- softmax splatting: the planes kernel (row bands or planes on threads) and the compiled kernel (frame by
+- softmax splatting: the planes kernel (corners, planes and output in phases on threads) and the compiled kernel (frame by
   frame in two bands on threads, at batch 4) against the eager scatter;
 - dense tracking: the re-anchoring's subset evaluations and helpers against their full-frame forms, the
   depth sampled on a thread of its own against the serial loop;
@@ -94,7 +94,7 @@ def test_chunked_polar_rotation_is_kabsch():
 # --- softmax splatting -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("channels", [3, 9], ids=["row_bands", "plane_split"])
+@pytest.mark.parametrize("channels", [3, 9], ids=["few_channels", "many_channels"])
 def test_planes_kernel_on_threads_equals_the_scatter(channels):
     g = torch.Generator().manual_seed(11)
     inp = torch.rand(2, channels, 64, 80, generator=g)
@@ -107,7 +107,7 @@ def test_planes_kernel_on_threads_equals_the_scatter(channels):
     masked[1, 0, 3, 3] = float("inf")  # the masked (non-finite) path in frame 1
     threads = torch.get_num_threads()
     try:
-        for count in (2, 1):
+        for count in (2, 3, 1):  # (3: more workers than the weight plane and one channel, in uneven bands)
             torch.set_num_threads(count)
             for mode, z in (("soft", metric), ("soft", masked), ("linear", metric.abs()), ("avg", None), ("sum", None)):
                 want, want_holes = splat.softmax_splat(inp, flow, z, mode, kernel="scatter", return_holes=True)
