@@ -31,8 +31,8 @@ same result (to float32 rounding):
   buffer. Differentiable; used whenever gradients are needed, for float64, and as the fallback.
 - ``planes`` (``auto`` on the CPU): frame by frame, every channel plane its own 1-D ``scatter_add_``
   per corner into the frame padded by one pixel (the four corners share one index, shifted), the
-  work on torch's thread count of Python threads (row bands for few channels, planes for many). No
-  compiler, no autograd.
+  work on torch's thread count of long-lived threads (corners by row bands, then the planes, then the
+  output by row bands). No compiler, no autograd.
 - ``compiled``: the corners under ``torch.compile`` (``auto`` on other devices). Optional:
   ``compile="auto"`` tries it once per process and device type and falls back to eager with one
   warning; ``VID4D_SPLAT_COMPILE=0`` turns it off; frames below :data:`COMPILE_MIN_PIXELS` pixels

@@ -445,7 +445,7 @@ class _Schedule:
 # Small frames, where the direct flow works at full resolution (finest scale 0) and flows are cheap,
 # keep medium consecutive flows (see _schedule).
 _PASSES = {
-    "medium": _Schedule("fast", "fast", "medium", "fast", pair_beta=1.5),
+    "medium": _Schedule("fast", "fast", "medium", "fast", pair_beta=1.5),  # (the slack where small frames make the pair forward medium)
     "fast": _Schedule("fast", "fast", "fast", "fast"),
     "ultrafast": _Schedule("ultrafast", "ultrafast", "ultrafast", "ultrafast"),
 }
