@@ -278,9 +278,10 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
     Why it is fast on the CPU: a ``scatter_add_`` of a ``[C+1, N]`` source with the index expanded over
     channels runs ~10x slower than C+1 one-row scatters with the same index (measured at 480x720),
     which is most of what the plain 4-corner scatter costs. The four corners share one index: the
-    accumulator is the frame padded by one pixel on every side, so corner k of a source lands at
-    ``base + offset_k`` (a shifted view) and any corner off the image lands in the padding, which is
-    cropped; sources off the padded frame (or skipped) go to a spare bin past the end.
+    accumulator is the frame padded by two pixels on every side, so corner k of a source lands at
+    ``base + offset_k`` (a shifted view); a source off the frame is clamped into the padding (a clamp
+    is ~4x cheaper than an inside test and a masked index), which is cropped, and a skipped
+    (non-finite) source goes to a spare bin past the end.
 
     With torch's threads > 1 each frame runs in three phases on that many long-lived worker threads
     (torch at one thread meanwhile: a 1-D scatter_add_ is itself parallel, and OpenMP teams started from
@@ -292,8 +293,8 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
     frame to ~1.3x the plain scatter).
     """
     b, c, h, w = input.shape
-    wp = w + 2
-    spare = (h + 2) * wp
+    wp = w + 2 * _PAD
+    spare = (h + 2 * _PAD) * wp
     workers = min(max(1, torch.get_num_threads()), h) if h * w >= 4096 else 1
     gx = torch.arange(w, dtype=flow.dtype, device=flow.device)
     gy = torch.arange(h, dtype=flow.dtype, device=flow.device)[:, None]
@@ -302,6 +303,9 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
     cuts = [h * k // workers for k in range(workers + 1)]
     bands = [slice(cuts[k], cuts[k + 1]) for k in range(workers)]
     shifts = [_plane_shift(flow[i], None if metric is None else metric[i, 0], mode) for i in range(b)]
+    # With finite features an uncovered pixel's sums are exactly 0 (every weight there is 0, weights are
+    # >= 0), so the output needs no hole mask; a sum is a cheap finiteness test (it propagates NaN/inf).
+    clean = [bool(torch.isfinite(input[i].sum())) for i in range(b)]
     ws = _workspace()
     acc = ws.get("acc", (c + 1, spare + wp + 2), input.dtype, input.device)
 
@@ -329,16 +333,16 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
     def finish(i: int, rows: slice) -> None:
         """Output rows ``rows`` of frame i from the accumulator, normalised."""
         r0, r1, _ = rows.indices(h)
-        framed = acc[:, :spare].view(c + 1, h + 2, wp)[:, 1 + r0 : 1 + r1, 1 : w + 1]
+        framed = acc[:, :spare].view(c + 1, h + 2 * _PAD, wp)[:, _PAD + r0 : _PAD + r1, _PAD : w + _PAD]
         num, den = framed[:c], framed[c]
-        k = bands.index(rows)
-        covered = torch.gt(den, 0, out=ws.get(("covered", k), den.shape, torch.bool, input.device))
-        torch.logical_not(covered, out=holes[i, 0, rows])
+        hole = torch.le(den, 0, out=holes[i, 0, rows])
         if mode == "sum":
             out[i, :, rows] = num
-        else:
-            safe = ws.get(("den", k), den.shape, den.dtype, input.device).copy_(den).masked_fill_(holes[i, 0, rows], 1.0)
-            torch.div(num, safe, out=out[i, :, rows]).masked_fill_(holes[i, 0, rows], 0.0)
+            return
+        safe = torch.add(den, hole, out=ws.get(("den", bands.index(rows)), den.shape, den.dtype, input.device))  # 1 in the holes
+        torch.div(num, safe, out=out[i, :, rows])
+        if not clean[i]:
+            out[i, :, rows].masked_fill_(hole, 0.0)
 
     if workers == 1:
         for i in range(b):
@@ -414,15 +418,17 @@ def _one_torch_thread():
         torch.set_num_threads(threads)
 
 
+_PAD = 2  # _splat_planes' padding: a source clamped to x0 in [-2, W] puts both its columns in it when off the frame
+
+
 def _plane_shift(flow: torch.Tensor, metric: torch.Tensor | None, mode: str):
     """For :func:`_splat_planes`: ``(m, masked)`` of one frame (``flow [2, H, W]``, ``metric [H, W]``):
     the soft mode's shift (:func:`_shift`; None in other modes) and whether any value is non-finite
     (then the sources are masked one by one)."""
-    if mode not in ("soft", "linear"):
-        return None, False
-    if bool(torch.isfinite(flow.sum() + metric.sum())):  # all finite (sums propagate NaN/inf): no masks
+    weighted = mode in ("soft", "linear")
+    if bool(torch.isfinite(flow.sum() + metric.sum() if weighted else flow.sum())):  # all finite (sums propagate NaN/inf): no masks
         return (metric.amax() if mode == "soft" else None), False
-    if mode == "linear":
+    if mode != "soft":
         return None, True
     ok = torch.isfinite(metric) & torch.isfinite(flow).all(0)
     return _shift(metric.reshape(1, 1, -1), ok.reshape(1, 1, -1)).reshape(()), True
@@ -430,7 +436,7 @@ def _plane_shift(flow: torch.Tensor, metric: torch.Tensor | None, mode: str):
 
 def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, gx, gy, height: int, spare: int, shift, buf=None):
     """For :func:`_splat_planes`: each source's top-left corner in the padded frame ``base [N]`` (int64;
-    ``spare`` for skipped sources) and the four corners' weights ``[N]`` each (top-left, top-right,
+    clamped into the padding when off the frame, ``spare`` for skipped sources) and the four corners' weights ``[N]`` each (top-left, top-right,
     bottom-left, bottom-right), from ``flow [2, h, W]`` and ``metric [h, W]``: rows ``gy [h, 1]`` of a
     frame ``height`` rows high, ``shift`` from :func:`_plane_shift`. ``buf(name, dtype)`` gives the
     ``[h, W]`` buffers the results and temporaries are written to (default: fresh ones)."""
@@ -441,16 +447,18 @@ def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, g
     real = flow.dtype
     x = torch.add(flow[0], gx, out=buf("x", real))
     y = torch.add(flow[1], gy, out=buf("y", real))
+    ok = None
+    if masked:  # (rare) before x and y are overwritten
+        ok = torch.isfinite(x) & torch.isfinite(y)
+        if mode in ("soft", "linear"):
+            ok &= torch.isfinite(metric)
     x0, y0 = torch.floor(x, out=buf("x0", real)), torch.floor(y, out=buf("y0", real))
     fx, fy = x.sub_(x0), y.sub_(y0)
-    # x0 + 1 in [0, W] and y0 + 1 in [0, H] (the padded frame); False for NaN and ±inf as well.
-    t, ok, more = buf("t", real), buf("ok", torch.bool), buf("more", torch.bool)
-    torch.le(torch.add(x0, 1 - w / 2, out=t).abs_(), w / 2, out=ok)
-    ok &= torch.le(torch.add(y0, 1 - height / 2, out=t).abs_(), height / 2, out=more)
+    # Off the frame, both corners in the padding (a finite but huge flow too; NaN stays NaN, masked below).
+    x0.clamp_(-_PAD, w).add_(_PAD)
+    y0.clamp_(-_PAD, height).add_(_PAD)
     g = None
     if mode in ("soft", "linear"):
-        if masked:
-            ok &= torch.isfinite(metric)
         g = torch.sub(metric, m, out=buf("g", real)).exp_() if mode == "soft" else metric
     a, bb = torch.neg(fx, out=buf("a", real)).add_(1), torch.neg(fy, out=buf("bb", real)).add_(1)  # 1 - fx, 1 - fy exactly
     if g is not None:
@@ -459,8 +467,10 @@ def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, g
     corners = (torch.mul(a, bb, out=buf("c0", real)), torch.mul(fx, bb, out=buf("c1", real)), a.mul_(fy), fx.mul_(fy))
     if spare >= (1 << 24):  # flat indices are exact in float32 below 2^24 only
         x0, y0 = x0.double(), y0.double()
-    flat = y0.add_(1).mul_(w + 2).add_(x0).add_(1)
-    base = buf("base", torch.int64).copy_(flat.masked_fill_(~ok, float(spare)))  # (truncation: the .long() of an integer value)
+    flat = y0.mul_(w + 2 * _PAD).add_(x0)
+    if ok is not None:
+        flat.masked_fill_(~ok, float(spare))
+    base = buf("base", torch.int64).copy_(flat)  # (truncation: the .long() of an integer value)
     return base.reshape(-1), [v.reshape(-1) for v in corners]
 
 

@@ -103,16 +103,21 @@ def test_planes_kernel_on_threads_equals_the_scatter(channels):
     metric[1] += 30.0  # a per-frame shift
     flow[0, 1, 5, 6] = float("nan")
     flow[0, 0, 9, 9] = 1e30
+    flow[1, :, 20:30, 0] = -1e30  # off the frame on the left and top: clamped into the padding
+    flow[1, 0, 40:44, 79] = 2.5  # just off the right edge
     masked = metric.clone()
     masked[1, 0, 3, 3] = float("inf")  # the masked (non-finite) path in frame 1
+    dirty = inp.clone()
+    dirty[1, 0, 30, 40] = float("nan")  # a non-finite feature: the holes are still 0 where nothing landed
     threads = torch.get_num_threads()
     try:
         for count in (2, 3, 1):  # (3: more workers than the weight plane and one channel, in uneven bands)
             torch.set_num_threads(count)
-            for mode, z in (("soft", metric), ("soft", masked), ("linear", metric.abs()), ("avg", None), ("sum", None)):
-                want, want_holes = splat.softmax_splat(inp, flow, z, mode, kernel="scatter", return_holes=True)
-                out, holes = splat.softmax_splat(inp, flow, z, mode, kernel="planes", return_holes=True)
-                torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
+            for mode, z, x in (("soft", metric, inp), ("soft", masked, inp), ("soft", metric, dirty), ("linear", metric.abs(), inp), ("avg", None, dirty), ("sum", None, inp)):
+                want, want_holes = splat.softmax_splat(x, flow, z, mode, kernel="scatter", return_holes=True)
+                out, holes = splat.softmax_splat(x, flow, z, mode, kernel="planes", return_holes=True)
+                torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5, equal_nan=True)
+                assert not out[holes.expand_as(out)].any()
                 assert torch.equal(holes, want_holes)
                 assert torch.get_num_threads() == count
     finally:
@@ -259,3 +264,18 @@ def test_finite_scan_by_sums_matches_the_elementwise_test():
     mixed[1, 2] = -float("inf")  # inf among overflowing values
     assert "1 NaN/inf" in checks._nonfinite("x", mixed)
 
+
+
+def test_planes_kernel_keeps_holes_zero_next_to_a_non_finite_feature():
+    # The source at (0, 0) moves by exactly 0: its other three corners get weight 0, and NaN * 0 lands on
+    # pixels nothing else covers. Every other source leaves the frame.
+    inp = torch.rand(1, 2, 3, 3)
+    inp[0, :, 0, 0] = float("nan")
+    flow = torch.full((1, 2, 3, 3), 50.0)
+    flow[0, :, 0, 0] = 0.0
+    metric = torch.zeros(1, 1, 3, 3)
+    for kernel in ("scatter", "planes"):
+        out, holes = splat.softmax_splat(inp, flow, metric, kernel=kernel, return_holes=True)
+        assert holes[0, 0].flatten().tolist() == [False] + [True] * 8, kernel
+        assert torch.isnan(out[0, :, 0, 0]).all() and torch.equal(out[0, :, 1:, :].flatten(), torch.zeros(12)), kernel
+        assert not out[0, :, 0, 1:].any(), kernel
