@@ -535,8 +535,8 @@ def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device,
     if kernel != "auto":
         return kernel
     # Measured with tests/bench/bench_splat.py on the 2-core CPU (ratios to the plain scatter, same
-    # run, best / median of 5-7): planes 1.4-2.1x at C=3 batch 1, 2.5-2.9x at batch 4, 2.4-4.8x at
-    # C=64, ahead of sparse (1.4-1.8x at C=64) and of the compiled kernel (0.5-1.2x: inductor's CPU
+    # run, best / median of 7-9): planes 1.3-2.0x at C=3 batch 1, 2.2-2.6x at batch 4, 2.6-5.5x at
+    # C=64, ahead of sparse (1.4-1.9x at C=64) and of the compiled kernel (0.55-1.1x: inductor's CPU
     # code for this scatter is no faster than eager's), and it needs no compiler. On a GPU the compiled kernel (small frames eager).
     if device.type == "cpu":
         return "planes"
