@@ -304,8 +304,8 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
     bands = [slice(cuts[k], cuts[k + 1]) for k in range(workers)]
     shifts = [_plane_shift(flow[i], None if metric is None else metric[i, 0], mode) for i in range(b)]
     # With finite features an uncovered pixel's sums are exactly 0 (every weight there is 0, weights are
-    # >= 0), so the output needs no hole mask; a sum is a cheap finiteness test (it propagates NaN/inf).
-    clean = [bool(torch.isfinite(input[i].sum())) for i in range(b)]
+    # >= 0), so the normalised output needs no hole mask.
+    clean = [mode == "sum" or _all_finite(input[i]) for i in range(b)]
     ws = _workspace()
     acc = ws.get("acc", (c + 1, spare + wp + 2), input.dtype, input.device)
 
@@ -421,12 +421,17 @@ def _one_torch_thread():
 _PAD = 2  # _splat_planes' padding: a source clamped to x0 in [-2, W] puts both its columns in it when off the frame
 
 
+def _all_finite(*tensors: torch.Tensor) -> bool:
+    """Whether every value is finite, read by sums (NaN/inf propagate; no mask is written). A finite sum
+    that overflows reads as not finite, which only sends the caller down its masked path."""
+    return bool(torch.isfinite(sum(t.sum() for t in tensors)))
+
+
 def _plane_shift(flow: torch.Tensor, metric: torch.Tensor | None, mode: str):
     """For :func:`_splat_planes`: ``(m, masked)`` of one frame (``flow [2, H, W]``, ``metric [H, W]``):
     the soft mode's shift (:func:`_shift`; None in other modes) and whether any value is non-finite
     (then the sources are masked one by one)."""
-    weighted = mode in ("soft", "linear")
-    if bool(torch.isfinite(flow.sum() + metric.sum() if weighted else flow.sum())):  # all finite (sums propagate NaN/inf): no masks
+    if _all_finite(flow, metric) if mode in ("soft", "linear") else _all_finite(flow):  # no masks
         return (metric.amax() if mode == "soft" else None), False
     if mode != "soft":
         return None, True
@@ -436,8 +441,8 @@ def _plane_shift(flow: torch.Tensor, metric: torch.Tensor | None, mode: str):
 
 def _plane_corners(flow: torch.Tensor, metric: torch.Tensor | None, mode: str, gx, gy, height: int, spare: int, shift, buf=None):
     """For :func:`_splat_planes`: each source's top-left corner in the padded frame ``base [N]`` (int64;
-    clamped into the padding when off the frame, ``spare`` for skipped sources) and the four corners' weights ``[N]`` each (top-left, top-right,
-    bottom-left, bottom-right), from ``flow [2, h, W]`` and ``metric [h, W]``: rows ``gy [h, 1]`` of a
+    clamped into the padding when off the frame, ``spare`` for skipped sources) and the four corners'
+    weights ``[N]`` each (top-left, top-right, bottom-left, bottom-right), from ``flow [2, h, W]`` and ``metric [h, W]``: rows ``gy [h, 1]`` of a
     frame ``height`` rows high, ``shift`` from :func:`_plane_shift`. ``buf(name, dtype)`` gives the
     ``[h, W]`` buffers the results and temporaries are written to (default: fresh ones)."""
     w = flow.shape[2]

@@ -265,7 +265,6 @@ def test_finite_scan_by_sums_matches_the_elementwise_test():
     assert "1 NaN/inf" in checks._nonfinite("x", mixed)
 
 
-
 def test_planes_kernel_keeps_holes_zero_next_to_a_non_finite_feature():
     # The source at (0, 0) moves by exactly 0: its other three corners get weight 0, and NaN * 0 lands on
     # pixels nothing else covers. Every other source leaves the frame.
