@@ -24,12 +24,18 @@ pixel (a zero-motion splat returns its input). The price of the shift: sources w
 ~80 (the nodes map their weights to ``[0, 20 · strength]``). Computation is float32 (float64 for float64
 inputs, e.g. for ``gradcheck``).
 
-Speed (480×720 on a 2-core CPU, see tests/bench/bench_splat.py): four interchangeable kernels give the
+Speed (480×720 on a 2-core CPU, see tests/bench/bench_splat.py): five interchangeable kernels give the
 same result (to float32 rounding):
 
+- ``native`` (``auto`` on the CPU): a C loop (``csrc/splat.c``, built at first use by
+  :mod:`vid4d.py.native` with the machine's C compiler; without one, ``planes`` runs instead). Per
+  source row, a branch-free pass (vectorised) finds every source's corner pixel and four weights; then
+  each source adds ``[I·w, w]`` to a channels-last accumulator (one vector per corner), and a last pass
+  normalises into the channels-first output. Float32, CPU, no autograd; frames, bands of rows or groups
+  of channels on torch's thread count of threads.
 - ``scatter``: the four corners, each one ``scatter_add_`` into a channels-first ``[B, C+1, H·W]``
   buffer. Differentiable; used whenever gradients are needed, for float64, and as the fallback.
-- ``planes`` (``auto`` on the CPU): frame by frame, every channel plane its own 1-D ``scatter_add_``
+- ``planes`` (``auto`` on the CPU without a C compiler): frame by frame, every channel plane its own 1-D ``scatter_add_``
   per corner into the frame padded by one pixel (the four corners share one index, shifted), the
   work on torch's thread count of long-lived threads (corners by row bands, then the planes, then the
   output by row bands). No compiler, no autograd.
@@ -46,6 +52,7 @@ same result (to float32 rounding):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import threading
@@ -56,8 +63,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from . import native
+
 MODES = ("soft", "sum", "avg", "linear")
-KERNELS = ("auto", "scatter", "planes", "compiled", "sparse")
+KERNELS = ("auto", "native", "scatter", "planes", "compiled", "sparse")
 CHUNK_ELEMENTS = 1 << 25  # B·4·H·W·(C+1) splatted values per call: bounds the temporaries (~128 MB float32)
 COMPILE_MIN_PIXELS = 1 << 17  # auto compiles for frames of at least this many pixels (~360x360)
 WEIGHT_RANGE = 20.0  # metric span the nodes map their weights to (× strength)
@@ -84,8 +93,9 @@ def softmax_splat(
             (``linear`` needs Z ≥ 0), ignored by ``sum`` and ``avg``. Non-finite Z skips that source.
         mode: ``soft``, ``sum``, ``avg`` or ``linear``.
         return_holes: also return the hole mask.
-        kernel: ``auto`` (planes on the CPU; elsewhere compiled when allowed, else scatter), ``scatter``,
-            ``planes``, ``compiled`` or ``sparse`` (same result).
+        kernel: ``auto`` (on the CPU native, or planes where no C compiler builds it; elsewhere compiled
+            when allowed, else scatter), ``native``, ``scatter``, ``planes``, ``compiled`` or ``sparse``
+            (same result; ``native`` where it cannot run: planes, with one warning).
         compile: for the compiled kernel: ``"auto"`` (try, else eager with a warning once), True
             (RuntimeError if it fails), False (never; so is ``VID4D_SPLAT_COMPILE=0`` for ``auto``).
 
@@ -106,9 +116,15 @@ def softmax_splat(
     choice = _pick_kernel(kernel, c, dtype, grad, compile, x.device, pixels=h * w)
     if choice == "compiled" and not (_compile_allowed(compile) and compile_status(x.device) != "failed"):
         choice = "scatter"
+    if choice == "native":
+        lib = _native_splat(x.device) if (h + 2 * _PAD) * (w + 2 * _PAD) + w + 2 * _PAD + 2 < NATIVE_MAX_PIXELS else None
+        if lib is None:
+            choice = "planes"
+        else:
+            result = _splat_native(lib, x, fl, z, mode)
     if choice == "planes":
         result = _splat_planes(x, fl, z, mode)
-    else:
+    elif choice != "native":
         result = None if choice == "scatter" else _per_frame(choice, x, fl, z, mode, compile)
     if result is None:  # the eager scatter (also when the compile has just failed)
         per_frame = 4 * h * w * (c + 1)
@@ -360,6 +376,111 @@ def _splat_planes(input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.T
     return out, holes
 
 
+NATIVE_GROUP = 16  # feature channels per pass of the native kernel (csrc/splat.c's MAX_K - 1): bounds its accumulator
+NATIVE_MAX_PIXELS = (1 << 31) - 1  # its accumulator's pixels are int32 indices: larger frames run the planes kernel
+_NATIVE_WARNED: set = set()
+
+
+def _native_splat(device):
+    """The native kernel's library (:mod:`vid4d.py.native`, built at first use), or None with one warning
+    per process when it cannot be had (not the CPU, no compiler, ``VID4D_NATIVE=0``): callers fall back to
+    the planes kernel."""
+    lib = native.load("splat") if device.type == "cpu" else None
+    if lib is None:
+        why = f"the input is on {device}" if device.type != "cpu" else native.status("splat")
+        if why not in _NATIVE_WARNED:
+            _NATIVE_WARNED.add(why)
+            warnings.warn(f"vid4d: the native softmax splatting kernel is not available ({why}); using the planes kernel", RuntimeWarning, stacklevel=4)
+        return None
+    if not getattr(lib, "_vid4d_typed", False):
+        ptr, i32, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
+        lib.vid4d_splat_accumulate.argtypes = [ptr, i64, i32, ptr, ptr, i32, i32, i32, i32, ptr, i32, ptr]
+        lib.vid4d_splat_accumulate.restype = i32
+        lib.vid4d_splat_normalise.argtypes = [ptr, i32, i32, i32, i32, i32, i32, ptr, i64, ptr, ptr]
+        lib.vid4d_splat_normalise.restype = None
+        lib.vid4d_splat_acc_pixels.argtypes = [i32, i32]
+        lib.vid4d_splat_acc_pixels.restype = ctypes.c_size_t
+        lib._vid4d_typed = True
+    return lib
+
+
+def native_available() -> bool:
+    """Whether the native CPU kernel (``auto`` on the CPU) can run here; builds it on the first call."""
+    return native.load("splat") is not None
+
+
+def _splat_native(lib, input, flow, metric, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The C kernel of ``csrc/splat.c`` (float32, CPU). Returns ``(out [B, C, H, W], holes [B, 1, H, W])``.
+
+    One pass over the sources per group of :data:`NATIVE_GROUP` channels accumulates ``[I·w, w]``
+    channels-last into the frame padded by two pixels (the four corners of a source are two short runs
+    of memory; off-frame targets clamped into the padding, non-finite ones skipped), then one pass
+    normalises into the channels-first output. The per-source weight (e^(Z−m) or Z) is computed by torch
+    beforehand, where it vectorises. On torch's thread count of long-lived workers (the C code releases
+    the GIL): whole frames each while there are enough of them, then the last frames as bands of source
+    rows with an accumulator each, summed by the normalise pass, which splits the output rows.
+    """
+    b, c, h, w = input.shape
+    x = input.contiguous()
+    fl = flow.contiguous()
+    g = None
+    if mode == "linear":
+        g = metric.contiguous()
+    elif mode == "soft":
+        g = torch.empty(b, 1, h, w, dtype=torch.float32)
+        for i in range(b):
+            m, masked = _plane_shift(fl[i], metric[i, 0], mode)
+            torch.sub(metric[i, 0], m, out=g[i, 0]).exp_()
+            if masked:  # e^(-inf - m) = 0 would let the source through; non-finite Z skips it
+                g[i, 0].masked_fill_(~torch.isfinite(metric[i, 0]), math.nan)
+    out = torch.empty(b, c, h, w, dtype=torch.float32)
+    holes = torch.empty(b, 1, h, w, dtype=torch.bool)
+    groups = [(c0, min(c, c0 + NATIVE_GROUP)) for c0 in range(0, c, NATIVE_GROUP)]
+    k = groups[0][1] - groups[0][0] + 1
+    workers = min(max(1, torch.get_num_threads()), h) if h * w >= 4096 else 1
+    ws = _workspace()
+    accs = [ws.get(("native acc", j), (lib.vid4d_splat_acc_pixels(h, w) * k,), torch.float32, x.device) for j in range(workers)]
+    scratch = [ws.get(("native row", j), (max(6, k + 2) * w,), torch.float32, x.device) for j in range(workers)]
+    n = h * w
+
+    def accumulate(i: int, group, rows: tuple[int, int], j: int) -> None:
+        c0, c1 = group
+        if lib.vid4d_splat_accumulate(x[i, c0].data_ptr(), n, c1 - c0, fl[i].data_ptr(), None if g is None else g[i].data_ptr(), h, w, rows[0], rows[1], accs[j].data_ptr(), 1, scratch[j].data_ptr()):
+            raise RuntimeError(f"native splat refused {c1 - c0} channels at {h}x{w}")  # (sizes are checked before)
+
+    def normalise(i: int, group, rows: tuple[int, int], used: list[int], j: int) -> None:
+        c0, c1 = group
+        ptrs = (ctypes.c_void_p * len(used))(*[accs[u].data_ptr() for u in used])
+        lib.vid4d_splat_normalise(ptrs, len(used), c1 - c0, w, rows[0], rows[1], int(mode == "sum"), out[i, c0].data_ptr(), n, holes[i].data_ptr() if c0 == 0 else None, scratch[j].data_ptr())
+
+    def whole_frames(j: int, frames, parts=None) -> None:
+        for i in frames:
+            for group in groups if parts is None else parts:
+                accumulate(i, group, (0, h), j)
+                normalise(i, group, (0, h), [j], j)
+
+    whole = (b // workers) * workers
+    if workers == 1:
+        whole_frames(0, range(b))
+        return out, holes
+    pool = _worker_pool(workers)
+    cuts = [h * j // workers for j in range(workers + 1)]
+    bands = [(cuts[j], cuts[j + 1]) for j in range(workers)]
+    for job in [pool.submit(whole_frames, j, range(j, whole, workers)) for j in range(workers)]:
+        job.result()
+    for i in range(whole, b):  # fewer frames left than workers
+        if len(groups) >= workers:  # groups of channels side by side
+            for job in [pool.submit(whole_frames, j, [i], groups[j::workers]) for j in range(workers)]:
+                job.result()
+            continue
+        for group in groups:  # bands of source rows side by side, then bands of output rows
+            for job in [pool.submit(accumulate, i, group, bands[j], j) for j in range(workers)]:
+                job.result()
+            for job in [pool.submit(normalise, i, group, bands[j], list(range(workers)), j) for j in range(workers)]:
+                job.result()
+    return out, holes
+
+
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -539,12 +660,12 @@ def _pick_kernel(kernel: str, channels: int, dtype, grad: bool, compile, device,
         return "scatter"  # the only path with autograd (and the float64 reference)
     if kernel != "auto":
         return kernel
-    # Measured with tests/bench/bench_splat.py on the 2-core CPU (ratios to the plain scatter, same
-    # run, best / median of 7-9): planes 1.3-2.0x at C=3 batch 1, 2.2-2.6x at batch 4, 2.6-5.5x at
-    # C=64, ahead of sparse (1.4-1.9x at C=64) and of the compiled kernel (0.55-1.1x: inductor's CPU
-    # code for this scatter is no faster than eager's), and it needs no compiler. On a GPU the compiled kernel (small frames eager).
+    # Measured with tests/bench/bench_splat.py on the 2-core CPU (ratios to the plain scatter, same run):
+    # see the README's speed section. On the CPU the native C kernel when a compiler can build it (else
+    # planes, which needs none; the compiled kernel is no faster than eager there: inductor's CPU code for
+    # this scatter), on a GPU the compiled kernel (small frames eager).
     if device.type == "cpu":
-        return "planes"
+        return "native" if native_available() else "planes"
     if (pixels is None or pixels >= COMPILE_MIN_PIXELS) and _compile_allowed(compile) and compile_status(device) != "failed":
         return "compiled"
     return "scatter"

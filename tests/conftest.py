@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -10,6 +12,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The native kernels (vid4d.py.native) are built into a cache of this run, not the user's ~/.cache.
+os.environ.setdefault("VID4D_CACHE_DIR", tempfile.mkdtemp(prefix="vid4d-test-native-"))
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 - PointRegularizer: the solver (k-d tree kNN, block-diagonal Laplacian, batched products, chunked polar
   rotations on a thread pool) against today's solver kept in tests/reference_regularizer.py;
-- softmax splatting: the planes kernel (corners, planes and output in phases on threads) and the compiled kernel (frame by
+- softmax splatting: the native C kernel (frames, row bands or channel groups on threads; its build, cache and
+  fallbacks), the planes kernel (corners, planes and output in phases on threads) and the compiled kernel (frame by
   frame in two bands on threads, at batch 4) against the eager scatter;
 - dense tracking: the re-anchoring's subset evaluations and helpers against their full-frame forms, the
   depth sampled on a thread of its own against the serial loop;
@@ -12,6 +13,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import subprocess
 import sys
 
@@ -20,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 import reference_regularizer as ref
+from vid4d.py import native, splat
 from vid4d.py import points as pts
-from vid4d.py import splat
 from vid4d.py import tracking as tr
 from vid4d.py.camera import pixel_grid
 from vid4d.py.scene import sample_scene
@@ -122,6 +125,113 @@ def test_planes_kernel_on_threads_equals_the_scatter(channels):
                 assert torch.get_num_threads() == count
     finally:
         torch.set_num_threads(threads)
+
+
+def _needs_native():
+    if native.compiler() is None:
+        pytest.skip("no C compiler on this machine (the planes kernel runs instead)")
+    assert splat.native_available(), native.status("splat")  # a compiler that cannot build it is a bug
+
+
+@pytest.mark.parametrize(
+    "batch, channels",
+    [(2, 3), (1, 3), (3, 1), (1, 9), (1, 20), (2, 37)],
+    ids=["frames_side_by_side", "row_bands", "one_channel_odd_batch", "nine_channels", "channel_groups", "groups_of_a_frame_each"],
+)
+def test_native_kernel_on_threads_equals_the_scatter(batch, channels):
+    # Every way the frames are shared out: whole frames per worker, bands of source rows with their
+    # accumulators summed, groups of channels side by side (20 = 16 + 4, 37 = 16 + 16 + 5 channels).
+    _needs_native()
+    g = torch.Generator().manual_seed(5)
+    inp = torch.rand(batch, channels, 64, 80, generator=g)
+    flow = torch.randn(batch, 2, 64, 80, generator=g) * 4
+    metric = torch.randn(batch, 1, 64, 80, generator=g) * 2
+    metric[-1] += 30.0  # a per-frame shift
+    flow[0, 1, 5, 6] = float("nan")
+    flow[0, 0, 9, 9] = 1e30
+    flow[-1, :, 20:30, 0] = -1e30  # off the frame on the left and top: clamped into the padding
+    flow[-1, 0, 40:44, 79] = 2.5  # just off the right edge
+    flow[0, :, 50, 50:60] = float("inf")
+    masked = metric.clone()
+    masked[-1, 0, 3, 3] = float("inf")  # the masked (non-finite metric) path
+    masked[0, 0, 7, 7:9] = -float("inf")  # e^(-inf) would be 0; a non-finite metric skips the source
+    dirty = inp.clone()
+    dirty[-1, 0, 30, 40] = float("nan")  # a non-finite feature: the holes are still 0 where nothing landed
+    threads = torch.get_num_threads()
+    try:
+        for count in (2, 3, 1):
+            torch.set_num_threads(count)
+            for mode, z, x in (("soft", metric, inp), ("soft", masked, inp), ("soft", metric, dirty), ("linear", metric.abs(), inp), ("linear", masked.abs(), inp), ("avg", None, dirty), ("sum", None, inp)):
+                want, want_holes = splat.softmax_splat(x, flow, z, mode, kernel="scatter", return_holes=True)
+                out, holes = splat.softmax_splat(x, flow, z, mode, kernel="native", return_holes=True)
+                torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5, equal_nan=True)
+                assert not out[holes.expand_as(out)].any()
+                assert torch.equal(holes, want_holes)
+                assert torch.get_num_threads() == count
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_native_kernel_keeps_non_contiguous_and_half_inputs():
+    _needs_native()
+    g = torch.Generator().manual_seed(2)
+    inp = torch.rand(2, 4, 40, 50, generator=g)
+    flow = torch.randn(2, 2, 40, 50, generator=g) * 3
+    metric = torch.randn(2, 1, 40, 50, generator=g)
+    want = splat.softmax_splat(inp, flow, metric, kernel="scatter")
+    channels_last = inp.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(splat.softmax_splat(channels_last, flow, metric, kernel="native"), want, atol=2e-6, rtol=1e-5)
+    half = splat.softmax_splat(inp.half(), flow, metric, kernel="native")
+    assert half.dtype == torch.float16
+    torch.testing.assert_close(half.float(), splat.softmax_splat(inp.half().float(), flow, metric, kernel="scatter"), atol=2e-3, rtol=1e-3)
+
+
+_FALLBACK = """
+import os, sys, warnings, torch
+from vid4d.py import native, splat
+torch.manual_seed(0)
+x, flow, z = torch.rand(1, 3, 20, 24), torch.randn(1, 2, 20, 24) * 2, torch.randn(1, 1, 20, 24)
+want = splat.softmax_splat(x, flow, z, kernel="scatter")
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    out = splat.softmax_splat(x, flow, z, kernel="native")
+    splat.softmax_splat(x, flow, z, kernel="native")  # warned once only
+    auto = splat._pick_kernel("auto", 3, torch.float32, False, "auto", x.device)
+torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
+print(auto)
+print(native.status("splat"))
+print(len([w for w in seen if "native softmax splatting kernel is not available" in str(w.message)]))
+"""
+
+
+@pytest.mark.parametrize("env", [{"CC": "/nowhere/cc"}, {"VID4D_NATIVE": "0"}, {"CC": "false"}], ids=["no_compiler", "switched_off", "compiler_fails"])
+def test_native_kernel_falls_back_to_planes(tmp_path, env):
+    # A fresh process (the library is loaded once per process): no compiler, the switch off, or a compiler
+    # that fails — the planes kernel runs, with one warning when native was asked for by name.
+    if env.get("CC") == "false" and shutil.which("false") is None:
+        pytest.skip("no `false` command")
+    full = {**os.environ, "VID4D_CACHE_DIR": str(tmp_path / "cache"), **env}
+    proc = subprocess.run([sys.executable, "-c", _FALLBACK], capture_output=True, text=True, env=full, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    auto, why, warned = proc.stdout.split("\n")[:3]
+    assert auto == "planes" and warned == "1"
+    assert why.startswith({"CC": "failed" if env.get("CC") == "false" else "no C compiler", "VID4D_NATIVE": "disabled"}[next(iter(env))]), why
+    assert not list((tmp_path / "cache").glob("splat-*"))  # nothing half-built left behind
+
+
+def test_native_build_is_cached_per_source_and_compiler(tmp_path):
+    _needs_native()
+    cache = tmp_path / "cache"
+    script = "from vid4d.py import native; import sys; native.load('splat'); print(native.status('splat'))"
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "VID4D_CACHE_DIR": str(cache)}, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc.stdout.strip())
+    built = list(cache.glob("splat-*.so"))
+    assert len(built) == 1 and runs[0] == runs[1] == f"loaded {built[0]}"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
 @pytest.mark.slow  # one torch.compile of the band kernel (shared with test_splat's compiled test shape)
@@ -273,7 +383,7 @@ def test_planes_kernel_keeps_holes_zero_next_to_a_non_finite_feature():
     flow = torch.full((1, 2, 3, 3), 50.0)
     flow[0, :, 0, 0] = 0.0
     metric = torch.zeros(1, 1, 3, 3)
-    for kernel in ("scatter", "planes"):
+    for kernel in ("scatter", "planes", "native"):
         out, holes = splat.softmax_splat(inp, flow, metric, kernel=kernel, return_holes=True)
         assert holes[0, 0].flatten().tolist() == [False] + [True] * 8, kernel
         assert torch.isnan(out[0, :, 0, 0]).all() and torch.equal(out[0, :, 1:, :].flatten(), torch.zeros(12)), kernel

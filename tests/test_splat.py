@@ -58,7 +58,7 @@ def _random_case(seed=0, b=2, c=3, h=7, w=9):
 
 
 @pytest.mark.parametrize("mode", splat.MODES)
-@pytest.mark.parametrize("kernel", ["scatter", "planes", "sparse"])
+@pytest.mark.parametrize("kernel", ["scatter", "native", "planes", "sparse"])
 def test_matches_per_pixel_reference(mode, kernel):
     inp, flow, metric = _random_case()
     if mode == "linear":
@@ -139,7 +139,8 @@ def test_compile_off_and_failure_fall_back(monkeypatch):
     monkeypatch.setenv(splat.COMPILE_ENV, "0")
     gpu = torch.device("cuda")  # (only the device type is read)
     assert splat._pick_kernel("auto", 3, torch.float32, False, "auto", gpu) == "scatter"
-    assert splat._pick_kernel("auto", 3, torch.float32, False, "auto", inp.device) == "planes"  # no compiler on the CPU
+    # On the CPU the native C kernel where it builds, else planes; never torch.compile
+    assert splat._pick_kernel("auto", 3, torch.float32, False, "auto", inp.device) == ("native" if splat.native_available() else "planes")
     monkeypatch.delenv(splat.COMPILE_ENV)
     monkeypatch.setattr(splat, "_COMPILE_STATE", {})
     monkeypatch.setattr(splat, "_COMPILED", {"cpu": lambda *a: (_ for _ in ()).throw(RuntimeError("no compiler"))})

@@ -6,7 +6,7 @@ measured in the same run, and a full animation.
 The plain baseline (written here, the issue's definition): the four corners, each one ``scatter_add_`` into a
 channels-first ``[B, C+1, H·W]`` buffer with the index expanded over channels, batched, torch's default
 threads. Flows are smooth random oscillations of a few pixels (like a motion texture), metric = their
-magnitude. First the compiled kernel's first call on its own (an empty inductor cache, unless
+magnitude. First the native kernel's first call (its C build) and the compiled kernel's first call on its own (an empty inductor cache, unless
 TORCHINDUCTOR_CACHE_DIR is set: then the on-disk cache), then for each (C, batch): each kernel's first call, then the
 baseline and every kernel run alternately ``--repeats`` times: best and median frames/s, the ratio to the
 baseline (best / median), the load average during the runs, and the largest difference to the baseline's
@@ -26,15 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
-# Before torch is imported: a fresh inductor cache, so the first call's figure includes the real compile.
-if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="vid4d-bench-inductor-")
-    atexit.register(shutil.rmtree, os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
+# Before torch is imported: fresh inductor and native-kernel caches, so the first calls' figures include the
+# real compile and build.
+for _var, _prefix in (("TORCHINDUCTOR_CACHE_DIR", "vid4d-bench-inductor-"), ("VID4D_CACHE_DIR", "vid4d-bench-native-")):
+    if _var not in os.environ:
+        os.environ[_var] = tempfile.mkdtemp(prefix=_prefix)
+        atexit.register(shutil.rmtree, os.environ[_var], ignore_errors=True)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from vid4d.py import splat  # noqa: E402
+from vid4d.py import native, splat  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import alternate, load, machine, ratio  # noqa: E402
@@ -67,12 +69,18 @@ def smooth_flow(b, h, w, amp=3.0, seed=0):
 
 
 def first_calls(h, w):
-    """The compiled kernel's first call at C = 3, batch 1, printed on its own: with an empty inductor cache
+    """The native kernel's first call (its C build, into an empty VID4D_CACHE_DIR unless one is set) and the compiled kernel's first call at C = 3, batch 1, printed on its own: with an empty inductor cache
     (what a user's first run pays), then again after dynamo's in-memory state is dropped, which is what a
     new process pays once the on-disk cache holds the kernel; next to a steady call."""
     flow = smooth_flow(1, h, w, seed=1)
     metric = flow.norm(dim=1, keepdim=True)
     inp = torch.rand(1, 3, h, w)
+    t0 = time.perf_counter()
+    splat.softmax_splat(inp, flow, metric, kernel="native")
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    splat.softmax_splat(inp, flow, metric, kernel="native")
+    print(f"native kernel, first call at {w}x{h} C=3 batch 1: {build:.2f} s ({native.status('splat')}), then {1000 * (time.perf_counter() - t0):.0f} ms a call")
     times = []
     for _ in range(2):
         torch._dynamo.reset()
@@ -110,7 +118,7 @@ def main():
             auto = splat._pick_kernel("auto", c, torch.float32, False, "auto", inp.device, pixels=h * w)
             cases = {"plain (baseline)": lambda: plain(inp, flow, metric)}
             notes = {}
-            for k in ("scatter", "planes", "compiled", "sparse"):
+            for k in ("scatter", "native", "planes", "compiled", "sparse"):
                 t0 = time.perf_counter()
                 out = splat.softmax_splat(inp, flow, metric, kernel=k)
                 notes[k] = f"max |diff| {float((out - ref).abs().max()):.1e}, first call {time.perf_counter() - t0:.1f} s"
