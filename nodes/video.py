@@ -49,7 +49,8 @@ def _sample_clip(start: int, stride: int, max_frames: int, width: int, height: i
     w, h = vio.target_size(SAMPLE_WIDTH, SAMPLE_HEIGHT, width, height, fit, multiple_of)
     if not (16 <= w <= 4096 and 16 <= h <= 4096):
         raise ValueError(f"the sample scene renders 16..4096 pixels a side; {w}x{h} asked for")
-    scene = sample_scene(total, w, h, seed=0, fps=SAMPLE_FPS)
+    # (the scene is a motion, at least two frames: a one-frame clip, a still image, is its first frame)
+    scene = sample_scene(max(2, total), w, h, seed=0, fps=SAMPLE_FPS)
     frames = scene.frames[start::stride][:count]
     return vio.VideoClip(frames=frames, fps=SAMPLE_FPS / stride, source_width=SAMPLE_WIDTH, source_height=SAMPLE_HEIGHT, source_frames=total)
 

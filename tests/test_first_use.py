@@ -53,6 +53,14 @@ def test_load_video_without_a_file_is_the_sample_scene(headless):
     assert NODES["Vid4DLoadVideo"].VALIDATE_INPUTS({}, "(sample scene)") is True
 
 
+def test_load_video_sample_scene_as_one_still_frame(headless):
+    # gid_animate_image takes the sample scene's first frame as its still image (max_frames 1)
+    load = NODES["Vid4DLoadVideo"]()
+    one = load.load("(sample scene)", 0, 1, 1, 64, 0, "crop", 8)["result"][0]
+    two = load.load("(sample scene)", 0, 1, 2, 64, 0, "crop", 8)["result"][0]
+    assert one.shape[0] == 1 and torch.equal(one[0], two[0])
+
+
 def test_load_video_names_stay_in_the_input_folder(headless):
     (headless / "output" / "x.mp4").write_bytes(b"")
     load = NODES["Vid4DLoadVideo"]()

@@ -59,10 +59,15 @@ def test_every_video_workflow_starts_with_load_video():
         assert loaders and all(n["inputs"]["video"] == "(sample scene)" for n in loaders), path.name
 
 
+def _smaller(key, own, small):
+    return min(own, small) if key == "max_frames" and isinstance(own, int) and own > 0 else small
+
+
 def _run(path, headless, input_file=None, extra=()):
     workflow, skipped = wf.without_comfyui_nodes(wf.load_workflow(path))
     prompt = wf.ui_to_api(workflow, {**wf.CORE_NODES, **vid4d.NODE_CLASS_MAPPINGS})
-    overrides = [f"{nid}.{k}={v}" for nid, n in prompt.items() for k, v in SMALL.get(n["class_type"], {}).items()]
+    # Smaller, never longer: a workflow's own short clip (max_frames 1 for a still image) is kept.
+    overrides = [f"{nid}.{k}={_smaller(k, n['inputs'].get(k), v)}" for nid, n in prompt.items() for k, v in SMALL.get(n["class_type"], {}).items()]
     if input_file is not None:
         overrides += [f"{nid}.{k}={v}" for nid, n in prompt.items() if _reads_a_file(n) for k, v in SMALL_INPUT.items()]
     result = wf.run_file(path, vid4d.NODE_CLASS_MAPPINGS, input_file=input_file, overrides=[*overrides, *extra], log=lambda _: None)
