@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +26,7 @@ import torch
 
 from .checks import TensorData, check_finite_number, check_positive_int, check_tensor
 from .tracking import Tracks3D
+from .workers import Pool
 
 # Cauchy tuning: residuals around 3x the typical one get half weight.
 _ROBUST_SCALE = 3.0
@@ -298,7 +298,7 @@ def _workers():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(max(1, threads), thread_name_prefix="vid4d-points") as pool:
+        with Pool(max(1, threads), thread_name_prefix="vid4d-points") as pool:
             yield pool
     finally:
         torch.set_num_threads(threads)

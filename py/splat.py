@@ -57,13 +57,13 @@ import math
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from . import native
+from .workers import Pool
 
 MODES = ("soft", "sum", "avg", "linear")
 KERNELS = ("auto", "native", "scatter", "planes", "compiled", "sparse")
@@ -481,17 +481,17 @@ def _splat_native(lib, input, flow, metric, mode: str) -> tuple[torch.Tensor, to
     return out, holes
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[int, Pool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def _worker_pool(workers: int) -> ThreadPoolExecutor:
+def _worker_pool(workers: int) -> Pool:
     """The process's long-lived pool of ``workers`` splat threads (created at first use). Calls from
     several threads may share it: each waits on its own jobs only, and no job submits another."""
     with _POOLS_LOCK:
         pool = _POOLS.get(workers)
         if pool is None:
-            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="vid4d-splat")
+            pool = _POOLS[workers] = Pool(workers, thread_name_prefix="vid4d-splat")
         return pool
 
 
@@ -721,7 +721,7 @@ def _per_frame(choice: str, x, fl, z, mode: str, compile) -> tuple[torch.Tensor,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="vid4d-splat") as pool:
+        with Pool(max(1, workers), thread_name_prefix="vid4d-splat") as pool:
             if compiled:
                 pending = [(i, [pool.submit(band, i, r0, r1) for r0, r1 in bands]) for i in range(1, b)]
                 for i, futures in pending:

@@ -18,6 +18,7 @@ from .camera import intrinsics_from_fov, pixel_grid, unproject_pixels
 from .checks import TensorData, check_finite, check_finite_number, check_positive_int, check_range, check_tensor
 from .depth import DepthVideo
 from .flow import check_dis_size, check_preset, cv2_threads, dis_flow_grey, fb_check, finest_scale, grey_u8, sample_chw
+from .workers import Pool
 
 
 @dataclass
@@ -387,9 +388,8 @@ class _Pipeline:
     limit = 4
 
     def __enter__(self):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.pool, self.futures = ThreadPoolExecutor(1, thread_name_prefix="vid4d-track"), []
+        
+        self.pool, self.futures = Pool(1, thread_name_prefix="vid4d-track"), []
         return self
 
     def submit(self, fn, *args) -> None:
@@ -521,15 +521,14 @@ def _dis_threads():
     priority (Linux): they are ahead of the chain, so when the cores are short the chain and the flows
     it waits for go first (+10-15 % frames/s at 480x720, see tests/bench/bench_tracking.py).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
+    
     torch_threads = torch.get_num_threads()
     workers = 2 if torch_threads >= 2 else 1
     with (
         _torch_threads(1),
         cv2_threads(1),
-        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-dis", initializer=_lower_priority) as pairs,
-        ThreadPoolExecutor(workers, thread_name_prefix="vid4d-direct") as direct,
+        Pool(workers, thread_name_prefix="vid4d-dis", initializer=_lower_priority) as pairs,
+        Pool(workers, thread_name_prefix="vid4d-direct") as direct,
     ):
         yield types.SimpleNamespace(pairs=pairs, direct=direct, torch_threads=torch_threads)
 

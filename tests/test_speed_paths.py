@@ -388,3 +388,35 @@ def test_planes_kernel_keeps_holes_zero_next_to_a_non_finite_feature():
         assert holes[0, 0].flatten().tolist() == [False] + [True] * 8, kernel
         assert torch.isnan(out[0, :, 0, 0]).all() and torch.equal(out[0, :, 1:, :].flatten(), torch.zeros(12)), kernel
         assert not out[0, :, 0, 1:].any(), kernel
+
+
+# --- worker threads inside ComfyUI ---------------------------------------------------------------------
+
+
+def test_threaded_paths_run_under_inference_mode():
+    # ComfyUI runs every node under torch.inference_mode(); inference mode is thread-local, so a worker
+    # thread outside it may not update the node's tensors in place. Each pool-using path, at 2 threads.
+    from vid4d.py import workers
+
+    scene = sample_scene(6, 64, 48, seed=0)
+    g = torch.Generator().manual_seed(1)
+    x, flow, z = torch.rand(2, 3, 96, 96, generator=g), torch.randn(2, 2, 96, 96, generator=g), torch.rand(2, 1, 96, 96, generator=g)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        want = splat.softmax_splat(x, flow, z, kernel="scatter")
+        with torch.inference_mode():
+            tracks = tr.track_dense(scene.frames, scene.depth)
+            outs = [splat.softmax_splat(x, flow, z, kernel=k) for k in ("planes", "native")]
+            xyz = tracks.xyz().reshape(6, -1, 3)[:, ::7]
+            regular = pts.regularize_points(xyz, tracks.visible().reshape(6, -1)[:, ::7].float(), k=4, max_anchors=64, iterations=3)
+            with workers.Pool(2) as pool:
+                modes = list(pool.map(lambda _: (torch.is_inference_mode_enabled(), torch.is_grad_enabled()), range(4)))
+        with torch.no_grad(), workers.Pool(1) as pool:
+            no_grad = pool.submit(torch.is_grad_enabled).result()
+    finally:
+        torch.set_num_threads(threads)
+    assert xyz.shape[0] == 6 and regular.shape == xyz.shape and torch.isfinite(regular).all()
+    for out in outs:
+        torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
+    assert modes == [(True, False)] * 4 and no_grad is False
