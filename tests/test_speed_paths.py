@@ -112,13 +112,19 @@ def test_planes_kernel_on_threads_equals_the_scatter(channels):
     masked[1, 0, 3, 3] = float("inf")  # the masked (non-finite) path in frame 1
     dirty = inp.clone()
     dirty[1, 0, 30, 40] = float("nan")  # a non-finite feature: the holes are still 0 where nothing landed
+    _equals_the_scatter_on_threads("planes", flow, (("soft", metric, inp), ("soft", masked, inp), ("soft", metric, dirty), ("linear", metric.abs(), inp), ("avg", None, dirty), ("sum", None, inp)))
+
+
+def _equals_the_scatter_on_threads(kernel, flow, cases):
+    """``kernel`` against the scatter for every ``(mode, metric, input)`` at 2, 3 (more workers than the
+    weight plane and one channel, in uneven bands) and 1 torch threads: output, zero holes, hole mask."""
     threads = torch.get_num_threads()
     try:
-        for count in (2, 3, 1):  # (3: more workers than the weight plane and one channel, in uneven bands)
+        for count in (2, 3, 1):
             torch.set_num_threads(count)
-            for mode, z, x in (("soft", metric, inp), ("soft", masked, inp), ("soft", metric, dirty), ("linear", metric.abs(), inp), ("avg", None, dirty), ("sum", None, inp)):
+            for mode, z, x in cases:
                 want, want_holes = splat.softmax_splat(x, flow, z, mode, kernel="scatter", return_holes=True)
-                out, holes = splat.softmax_splat(x, flow, z, mode, kernel="planes", return_holes=True)
+                out, holes = splat.softmax_splat(x, flow, z, mode, kernel=kernel, return_holes=True)
                 torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5, equal_nan=True)
                 assert not out[holes.expand_as(out)].any()
                 assert torch.equal(holes, want_holes)
@@ -157,19 +163,7 @@ def test_native_kernel_on_threads_equals_the_scatter(batch, channels):
     masked[0, 0, 7, 7:9] = -float("inf")  # e^(-inf) would be 0; a non-finite metric skips the source
     dirty = inp.clone()
     dirty[-1, 0, 30, 40] = float("nan")  # a non-finite feature: the holes are still 0 where nothing landed
-    threads = torch.get_num_threads()
-    try:
-        for count in (2, 3, 1):
-            torch.set_num_threads(count)
-            for mode, z, x in (("soft", metric, inp), ("soft", masked, inp), ("soft", metric, dirty), ("linear", metric.abs(), inp), ("linear", masked.abs(), inp), ("avg", None, dirty), ("sum", None, inp)):
-                want, want_holes = splat.softmax_splat(x, flow, z, mode, kernel="scatter", return_holes=True)
-                out, holes = splat.softmax_splat(x, flow, z, mode, kernel="native", return_holes=True)
-                torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5, equal_nan=True)
-                assert not out[holes.expand_as(out)].any()
-                assert torch.equal(holes, want_holes)
-                assert torch.get_num_threads() == count
-    finally:
-        torch.set_num_threads(threads)
+    _equals_the_scatter_on_threads("native", flow, (("soft", metric, inp), ("soft", masked, inp), ("soft", metric, dirty), ("linear", metric.abs(), inp), ("linear", masked.abs(), inp), ("avg", None, dirty), ("sum", None, inp)))
 
 
 def test_native_kernel_keeps_non_contiguous_and_half_inputs():
