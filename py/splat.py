@@ -117,7 +117,7 @@ def softmax_splat(
     if choice == "compiled" and not (_compile_allowed(compile) and compile_status(x.device) != "failed"):
         choice = "scatter"
     if choice == "native":
-        lib = _native_splat(x.device) if (h + 2 * _PAD) * (w + 2 * _PAD) + w + 2 * _PAD + 2 < NATIVE_MAX_PIXELS else None
+        lib = _native_splat(x.device, h, w)
         if lib is None:
             choice = "planes"
         else:
@@ -381,17 +381,26 @@ NATIVE_MAX_PIXELS = (1 << 31) - 1  # its accumulator's pixels are int32 indices:
 _NATIVE_WARNED: set = set()
 
 
-def _native_splat(device):
-    """The native kernel's library (:mod:`vid4d.py.native`, built at first use), or None with one warning
-    per process when it cannot be had (not the CPU, no compiler, ``VID4D_NATIVE=0``): callers fall back to
-    the planes kernel."""
+def _native_splat(device, height: int, width: int):
+    """The native kernel's library (:mod:`vid4d.py.native`, built at first use) for ``height x width``
+    frames, or None with one warning per reason when it cannot run them (not the CPU, no compiler,
+    ``VID4D_NATIVE=0``, a frame too large for its int32 indices): callers fall back to the planes kernel."""
     lib = native.load("splat") if device.type == "cpu" else None
-    if lib is None:
+    if lib is not None:
+        _declare_native(lib)
+        if lib.vid4d_splat_acc_pixels(height, width) >= NATIVE_MAX_PIXELS:
+            lib, why = None, f"{height}x{width} frames need more than int32 indices"
+    else:
         why = f"the input is on {device}" if device.type != "cpu" else native.status("splat")
+    if lib is None:
         if why not in _NATIVE_WARNED:
             _NATIVE_WARNED.add(why)
             warnings.warn(f"vid4d: the native softmax splatting kernel is not available ({why}); using the planes kernel", RuntimeWarning, stacklevel=4)
-        return None
+    return lib
+
+
+def _declare_native(lib) -> None:
+    """The C signatures of ``csrc/splat.c`` on the loaded library (once)."""
     if not getattr(lib, "_vid4d_typed", False):
         ptr, i32, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
         lib.vid4d_splat_accumulate.argtypes = [ptr, i64, i32, ptr, ptr, i32, i32, i32, i32, ptr, i32, ptr]
@@ -401,7 +410,6 @@ def _native_splat(device):
         lib.vid4d_splat_acc_pixels.argtypes = [i32, i32]
         lib.vid4d_splat_acc_pixels.restype = ctypes.c_size_t
         lib._vid4d_typed = True
-    return lib
 
 
 def native_available() -> bool:
@@ -417,8 +425,9 @@ def _splat_native(lib, input, flow, metric, mode: str) -> tuple[torch.Tensor, to
     of memory; off-frame targets clamped into the padding, non-finite ones skipped), then one pass
     normalises into the channels-first output. The per-source weight (e^(Z−m) or Z) is computed by torch
     beforehand, where it vectorises. On torch's thread count of long-lived workers (the C code releases
-    the GIL): whole frames each while there are enough of them, then the last frames as bands of source
-    rows with an accumulator each, summed by the normalise pass, which splits the output rows.
+    the GIL): whole frames each while there are enough of them; the last frames as groups of channels
+    side by side where there are enough groups, else as bands of source rows with an accumulator each,
+    summed by the normalise pass, which splits the output rows.
     """
     b, c, h, w = input.shape
     x = input.contiguous()

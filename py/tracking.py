@@ -388,7 +388,6 @@ class _Pipeline:
     limit = 4
 
     def __enter__(self):
-        
         self.pool, self.futures = Pool(1, thread_name_prefix="vid4d-track"), []
         return self
 
@@ -521,7 +520,6 @@ def _dis_threads():
     priority (Linux): they are ahead of the chain, so when the cores are short the chain and the flows
     it waits for go first (+10-15 % frames/s at 480x720, see tests/bench/bench_tracking.py).
     """
-    
     torch_threads = torch.get_num_threads()
     workers = 2 if torch_threads >= 2 else 1
     with (

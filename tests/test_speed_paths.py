@@ -414,3 +414,13 @@ def test_threaded_paths_run_under_inference_mode():
     for out in outs:
         torch.testing.assert_close(out, want, atol=2e-6, rtol=1e-5)
     assert modes == [(True, False)] * 4 and no_grad is False
+
+
+def test_native_kernel_leaves_frames_past_its_int32_indices_to_planes(monkeypatch):
+    _needs_native()
+    monkeypatch.setattr(splat, "NATIVE_MAX_PIXELS", 100)  # (a real one would need a frame of 2^31 pixels)
+    monkeypatch.setattr(splat, "_NATIVE_WARNED", set())
+    x, flow, z = torch.rand(1, 2, 20, 24), torch.randn(1, 2, 20, 24) * 2, torch.randn(1, 1, 20, 24)
+    with pytest.warns(RuntimeWarning, match="int32 indices"):
+        out = splat.softmax_splat(x, flow, z, kernel="native")
+    torch.testing.assert_close(out, splat.softmax_splat(x, flow, z, kernel="scatter"), atol=2e-6, rtol=1e-5)
